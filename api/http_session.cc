@@ -1,0 +1,436 @@
+#include "api/http_session.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <limits>
+#include <new>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/core/bind_handler.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/rfc7230.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+
+namespace sl::api {
+
+namespace beast = boost::beast;
+namespace net = boost::asio;
+namespace websocket = beast::websocket;
+using tcp = net::ip::tcp;
+
+namespace {
+
+constexpr std::size_t kFirstReadBytes = 16 * 1024;
+// Beast's fields container stores offsets in 16 bits: name or value + 2 must
+// fit, or it throws std::length_error.
+constexpr std::size_t kMaxFieldBytes = 0xFFFF;
+// After an error answer: read and discard what the client still sends, so
+// closing does not reset the connection before it reads the answer.
+constexpr auto kLingerTime = std::chrono::seconds(1);
+constexpr std::size_t kLingerMaxBytes = 8 << 20;
+constexpr std::size_t kLingerChunkBytes = 64 * 1024;
+
+// "8-4-4-4-12" upper-case hex, random (v4 layout), like ECS RequestIds.
+std::string new_request_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  const std::uint64_t hi = (rng() & ~0xF000ULL) | 0x4000ULL;
+  const std::uint64_t lo = (rng() & ~(0x3ULL << 62)) | (0x2ULL << 62);
+  char buf[37];
+  std::snprintf(buf, sizeof buf, "%08X-%04X-%04X-%04X-%012llX",
+                static_cast<unsigned>(hi >> 32), static_cast<unsigned>((hi >> 16) & 0xFFFF),
+                static_cast<unsigned>(hi & 0xFFFF), static_cast<unsigned>(lo >> 48),
+                static_cast<unsigned long long>(lo & 0xFFFFFFFFFFFFULL));
+  return buf;
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  out += '"';
+  for (const char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char esc[7];
+          std::snprintf(esc, sizeof esc, "\\u%04X", static_cast<unsigned>(c));
+          out += esc;
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+}
+
+// An ECS error answer. Version, keep-alive and Content-Length are set later.
+Response error_response(http::status status, std::string_view code, std::string_view message) {
+  std::string body = "{\"RequestId\":";
+  append_json_string(body, new_request_id());
+  body += ",\"HostId\":\"shareledger\",\"Code\":";
+  append_json_string(body, code);
+  body += ",\"Message\":";
+  append_json_string(body, message);
+  body += ",\"Recommend\":\"\"}";
+  Response res{status, 11};
+  res.set(http::field::content_type, "application/json;charset=utf-8");
+  res.body() = std::move(body);
+  return res;
+}
+
+Response internal_error() {
+  return error_response(http::status::internal_server_error, "InternalError",
+                        "The request processing has failed due to some unknown error.");
+}
+
+struct ProtocolFailure {
+  http::status status;
+  std::string message;
+};
+
+// The answer for a failed header/body read, or nullopt when there is no one
+// to answer (client gone, timeout, socket error).
+std::optional<ProtocolFailure> classify(const beast::error_code& ec, bool header_done,
+                                        const HttpServerOptions& o) {
+  const auto too_large_header = [&] {
+    return ProtocolFailure{http::status::request_header_fields_too_large,
+                           "The request header is too large (limit " +
+                               std::to_string(o.header_limit) + " bytes, " +
+                               std::to_string(kMaxFieldBytes - 2) + " per field)."};
+  };
+  const auto too_large_body = [&] {
+    return ProtocolFailure{http::status::payload_too_large,
+                           "The request body is too large (limit " +
+                               std::to_string(o.body_limit) + " bytes)."};
+  };
+  if (ec == http::error::header_limit) return too_large_header();
+  if (ec == http::error::body_limit) return too_large_body();
+  if (ec == http::error::buffer_overflow) return header_done ? too_large_body() : too_large_header();
+  if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
+      ec == http::error::short_read) {
+    return std::nullopt;
+  }
+  if (ec.category() == http::make_error_code(http::error::bad_method).category()) {
+    return ProtocolFailure{http::status::bad_request,
+                           "The request is not valid HTTP/1.1: " + ec.message() + "."};
+  }
+  return std::nullopt;
+}
+
+// Shared by every copy of one request's Responder: delivers exactly once,
+// and answers 500 if every copy is dropped without being called.
+class PendingResponse {
+ public:
+  PendingResponse(std::shared_ptr<ServerCore> core, std::weak_ptr<HttpSession> session,
+                  std::uint64_t gen)
+      : core_(std::move(core)), session_(std::move(session)), gen_(gen) {}
+  PendingResponse(const PendingResponse&) = delete;
+  PendingResponse& operator=(const PendingResponse&) = delete;
+
+  ~PendingResponse() {
+    if (!called_.exchange(true)) deliver(internal_error());
+  }
+
+  void respond(Response res) {
+    if (!called_.exchange(true)) deliver(std::move(res));
+  }
+
+ private:
+  void deliver(Response res) {
+    std::shared_lock lock(core_->gate_mu);
+    if (!core_->gate_open) return;
+    if (std::shared_ptr<HttpSession> s = session_.lock()) s->post_response(gen_, std::move(res));
+  }
+
+  std::shared_ptr<ServerCore> core_;
+  std::weak_ptr<HttpSession> session_;
+  std::uint64_t gen_;
+  std::atomic<bool> called_{false};
+};
+
+}  // namespace
+
+// ---- ServerCore ------------------------------------------------------------
+
+void ServerCore::add(std::shared_ptr<HttpSession> s) {
+  std::lock_guard lock(mu_);
+  HttpSession* key = s.get();
+  sessions_.emplace(key, std::move(s));
+}
+
+void ServerCore::remove(HttpSession* s) {
+  std::shared_ptr<HttpSession> victim;  // released outside the lock
+  {
+    std::lock_guard lock(mu_);
+    auto it = sessions_.find(s);
+    if (it == sessions_.end()) return;
+    victim = std::move(it->second);
+    sessions_.erase(it);
+    if (sessions_.empty()) empty_cv_.notify_all();
+  }
+}
+
+std::vector<std::shared_ptr<HttpSession>> ServerCore::snapshot() {
+  std::lock_guard lock(mu_);
+  std::vector<std::shared_ptr<HttpSession>> out;
+  out.reserve(sessions_.size());
+  for (const auto& [key, s] : sessions_) out.push_back(s);
+  return out;
+}
+
+bool ServerCore::wait_empty(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  return empty_cv_.wait_for(lock, timeout, [this] { return sessions_.empty(); });
+}
+
+void ServerCore::shut() {
+  {
+    std::unique_lock gate(gate_mu);
+    gate_open = false;
+  }
+  std::unordered_map<HttpSession*, std::shared_ptr<HttpSession>> doomed;
+  {
+    std::lock_guard lock(mu_);
+    doomed.swap(sessions_);
+  }
+}
+
+// ---- RequestParser ---------------------------------------------------------
+
+void RequestParser::on_field_impl(http::field name, beast::string_view name_string,
+                                  beast::string_view value, beast::error_code& ec) {
+  if (name_string.size() + 2 > kMaxFieldBytes || value.size() + 2 > kMaxFieldBytes) {
+    ec = http::error::header_limit;
+    return;
+  }
+  try {
+    get().insert(name, name_string, value);
+  } catch (const std::length_error&) {
+    ec = http::error::header_limit;
+  } catch (const std::bad_alloc&) {
+    ec = http::error::bad_alloc;
+  }
+}
+
+// ---- HttpSession -----------------------------------------------------------
+
+HttpSession::HttpSession(tcp::socket&& socket, std::shared_ptr<ServerCore> core)
+    : core_(std::move(core)), ex_(socket.get_executor()), stream_(std::move(socket)) {
+  beast::error_code ec;
+  const tcp::endpoint remote = stream_.socket().remote_endpoint(ec);
+  if (!ec) {
+    peer_.remote_address = remote.address().to_string();
+    peer_.remote_port = remote.port();
+  }
+}
+
+void HttpSession::run() {
+  core_->add(shared_from_this());
+  net::dispatch(ex_, beast::bind_front_handler(&HttpSession::do_wait_request, shared_from_this()));
+}
+
+void HttpSession::post_response(std::uint64_t gen, Response res) {
+  net::post(ex_, [self = shared_from_this(), gen, res = std::move(res)]() mutable {
+    self->on_response(gen, std::move(res));
+  });
+}
+
+void HttpSession::post_drain() {
+  net::post(ex_, [self = shared_from_this()] {
+    if (self->state_ == State::kIdle) self->do_close();
+  });
+}
+
+void HttpSession::post_close() {
+  net::post(ex_, [self = shared_from_this()] { self->do_close(); });
+}
+
+// Between requests: a fresh parser; then wait up to idle_timeout for the
+// first byte unless a pipelined request is already buffered.
+void HttpSession::do_wait_request() {
+  if (state_ == State::kClosed) return;
+  if (core_->draining) return do_close();
+  const HttpServerOptions& o = core_->options;
+  parser_.emplace();
+  parser_->header_limit(static_cast<std::uint32_t>(
+      std::min<std::size_t>(o.header_limit, std::numeric_limits<std::uint32_t>::max())));
+  parser_->body_limit(o.body_limit);
+  if (buffer_.size() > 0) return do_read_header();
+  state_ = State::kIdle;
+  stream_.expires_after(o.idle_timeout);
+  stream_.async_read_some(buffer_.prepare(kFirstReadBytes),
+                          beast::bind_front_handler(&HttpSession::on_first_bytes, shared_from_this()));
+}
+
+void HttpSession::on_first_bytes(beast::error_code ec, std::size_t n) {
+  buffer_.commit(n);
+  if (ec) return fail(ec);  // closed, idle timeout, stop(): nothing to answer
+  do_read_header();
+}
+
+void HttpSession::do_read_header() {
+  state_ = State::kReadingHeader;
+  stream_.expires_after(core_->options.header_timeout);
+  http::async_read_header(stream_, buffer_, *parser_,
+                          beast::bind_front_handler(&HttpSession::on_read_header, shared_from_this()));
+}
+
+void HttpSession::on_read_header(beast::error_code ec, std::size_t) {
+  if (ec) return do_write_error(ec);
+  if (parser_->is_done()) return do_handle();
+  const Request& req = parser_->get();
+  if (req.version() >= 11 && beast::iequals(req[http::field::expect], "100-continue")) {
+    return do_write_continue();
+  }
+  do_read_body();
+}
+
+void HttpSession::do_write_continue() {
+  state_ = State::kReadingBody;
+  stream_.expires_after(core_->options.write_timeout);
+  http::async_write(stream_, continue_,
+                    beast::bind_front_handler(&HttpSession::on_write_continue, shared_from_this()));
+}
+
+void HttpSession::on_write_continue(beast::error_code ec, std::size_t) {
+  if (ec) return fail(ec);
+  do_read_body();
+}
+
+void HttpSession::do_read_body() {
+  state_ = State::kReadingBody;
+  stream_.expires_after(core_->options.body_timeout);
+  http::async_read(stream_, buffer_, *parser_,
+                   beast::bind_front_handler(&HttpSession::on_read_body, shared_from_this()));
+}
+
+void HttpSession::on_read_body(beast::error_code ec, std::size_t) {
+  if (ec) return do_write_error(ec);
+  do_handle();
+}
+
+void HttpSession::do_handle() {
+  stream_.expires_never();
+  Request req = parser_->release();
+  parser_.reset();
+
+  if (core_->on_upgrade && websocket::is_upgrade(req)) {
+    state_ = State::kClosed;  // the stream is no longer ours
+    core_->remove(this);      // `this` stays alive: the calling handler holds a reference
+    buffer_.clear();
+    try {
+      core_->on_upgrade(std::move(stream_), std::move(req));
+    } catch (...) {
+      beast::error_code ignored;
+      stream_.socket().close(ignored);  // if the handler threw before taking it
+    }
+    return;
+  }
+
+  state_ = State::kHandling;
+  const std::uint64_t gen = ++gen_;
+  req_version_ = req.version();
+  req_keep_alive_ = req.keep_alive();
+  req_head_ = req.method() == http::verb::head;
+  auto pending = std::make_shared<PendingResponse>(core_, weak_from_this(), gen);
+  Responder respond = [pending](Response res) { pending->respond(std::move(res)); };
+  try {
+    core_->on_request(std::move(req), peer_, std::move(respond));
+  } catch (...) {
+    pending->respond(internal_error());
+  }
+}
+
+void HttpSession::on_response(std::uint64_t gen, Response res) {
+  if (state_ != State::kHandling || gen != gen_) return;
+  const bool handler_close = http::token_list{res[http::field::connection]}.exists("close");
+  res.version(req_version_);
+  res.set(http::field::server, "shareledger");
+  res.keep_alive(req_keep_alive_ && !handler_close && !core_->draining);
+  res.prepare_payload();
+  if (req_head_) res.body().clear();  // Content-Length still describes the GET answer
+  res_.emplace(std::move(res));
+  do_write();
+}
+
+void HttpSession::do_write() {
+  state_ = State::kWriting;
+  const bool keep_alive = res_->keep_alive();
+  stream_.expires_after(core_->options.write_timeout);
+  http::async_write(stream_, *res_,
+                    beast::bind_front_handler(&HttpSession::on_write, shared_from_this(), keep_alive));
+}
+
+void HttpSession::on_write(bool keep_alive, beast::error_code ec, std::size_t) {
+  res_.reset();
+  if (ec) return fail(ec);
+  if (!keep_alive) return do_close();
+  do_wait_request();
+}
+
+void HttpSession::do_write_error(beast::error_code parse_ec) {
+  if (state_ == State::kClosed) return;
+  stream_.expires_never();
+  const bool header_done = parser_ && parser_->is_header_done();
+  std::optional<ProtocolFailure> failure = classify(parse_ec, header_done, core_->options);
+  if (!failure) return fail(parse_ec);
+  state_ = State::kClosing;
+  parser_.reset();
+  Response res = error_response(failure->status, "InvalidParameter", failure->message);
+  res.set(http::field::server, "shareledger");
+  res.keep_alive(false);
+  res.prepare_payload();
+  res_.emplace(std::move(res));
+  stream_.expires_after(core_->options.write_timeout);
+  http::async_write(stream_, *res_,
+                    beast::bind_front_handler(&HttpSession::on_write_error, shared_from_this()));
+}
+
+void HttpSession::on_write_error(beast::error_code ec, std::size_t) {
+  res_.reset();
+  if (ec) return fail(ec);
+  beast::error_code ignored;
+  stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream_.expires_after(kLingerTime);  // bounds the whole linger
+  buffer_.clear();
+  do_linger();
+}
+
+void HttpSession::do_linger() {
+  stream_.async_read_some(buffer_.prepare(kLingerChunkBytes),
+                          beast::bind_front_handler(&HttpSession::on_linger, shared_from_this()));
+}
+
+void HttpSession::on_linger(beast::error_code ec, std::size_t n) {
+  lingered_ += n;  // discarded: never committed
+  if (ec || lingered_ > kLingerMaxBytes) return do_close();
+  do_linger();
+}
+
+void HttpSession::do_close() {
+  if (state_ == State::kClosed) return;
+  state_ = State::kClosed;
+  beast::error_code ignored;
+  stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream_.close();
+  parser_.reset();
+  res_.reset();
+  core_->remove(this);  // callers hold a reference to `this`
+}
+
+// Every failure here is the client's or the network's (reset, timeout,
+// closed by stop()); there is nobody to answer, so just close.
+void HttpSession::fail(beast::error_code) { do_close(); }
+
+}  // namespace sl::api

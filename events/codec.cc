@@ -1,0 +1,324 @@
+#include "events/codec.h"
+
+#include <openssl/evp.h>
+
+#include <array>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <simdjson.h>
+
+namespace sl {
+namespace {
+
+using nlohmann::json;
+
+// ---- encoding ---------------------------------------------------------------
+
+json to_json(const std::string& s) { return s; }
+json to_json(bool b) { return b; }
+json to_json(const std::vector<std::string>& v) { return v; }
+
+template <class T>
+json to_json(const T& obj) {
+  json j = json::object();
+  // each() only reads through the visitor; it is non-const so the decoder can share it.
+  const_cast<T&>(obj).each([&](const char* name, const auto& field) { j[name] = to_json(field); });
+  return j;
+}
+
+json envelope_without_hash(const Event& e) {
+  json j = json::object();
+  j["seq"] = e.seq;
+  j["time"] = e.time_us;
+  j["type"] = std::string(e.type());
+  j["actor"] = to_json(e.actor);
+  j["request_id"] = e.request_id;
+  j["region"] = e.region;
+  j["data"] = std::visit([](const auto& d) { return to_json(d); }, e.data);
+  j["prev_hash"] = e.prev_hash;
+  return j;
+}
+
+std::string dump(const json& j) {
+  // Replace invalid UTF-8 rather than throw: the API rejects it earlier, and a
+  // replaced character still hashes to what is stored.
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+constexpr std::string_view kHashKey = "\"hash\":\"";
+constexpr std::string_view kPrevHashKey = ",\"prev_hash\":\"";
+constexpr std::size_t kHashMemberLen = kHashKey.size() + 64 + 2;  // "hash":"<64>",
+
+std::array<unsigned char, 32> chain_digest(std::string_view prev_hash_hex, std::string_view unsealed) {
+  std::string prev_raw;
+  from_hex(prev_hash_hex, prev_raw);
+  std::array<unsigned char, 32> md{};
+  unsigned int len = 0;
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  EVP_DigestUpdate(ctx, prev_raw.data(), prev_raw.size());
+  EVP_DigestUpdate(ctx, unsealed.data(), unsealed.size());
+  EVP_DigestFinal_ex(ctx, md.data(), &len);
+  EVP_MD_CTX_free(ctx);
+  return md;
+}
+
+// ---- decoding ---------------------------------------------------------------
+
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+
+struct DecodeError {
+  std::string what;
+};
+
+void read_field(element el, std::string& out, std::string_view name) {
+  std::string_view s;
+  if (el.get_string().get(s)) throw DecodeError{std::string(name) + " must be a string"};
+  out.assign(s);
+}
+void read_field(element el, bool& out, std::string_view name) {
+  if (el.get_bool().get(out)) throw DecodeError{std::string(name) + " must be a boolean"};
+}
+void read_field(element el, std::vector<std::string>& out, std::string_view name) {
+  simdjson::dom::array arr;
+  if (el.get_array().get(arr)) throw DecodeError{std::string(name) + " must be an array of strings"};
+  out.clear();
+  for (element item : arr) {
+    std::string_view s;
+    if (item.get_string().get(s)) throw DecodeError{std::string(name) + " must be an array of strings"};
+    out.emplace_back(s);
+  }
+}
+template <class T>
+void read_field(element el, T& out, std::string_view name);
+
+// Strict object decoding: every listed field exactly once, nothing else.
+template <class T>
+void read_object(element el, T& out, std::string_view where) {
+  simdjson::dom::object obj;
+  if (el.get_object().get(obj)) throw DecodeError{std::string(where) + " must be an object"};
+  std::size_t expected = 0;
+  out.each([&](const char*, auto&) { ++expected; });
+  std::uint64_t seen = 0;
+  for (auto [key, value] : obj) {
+    bool matched = false;
+    std::size_t index = 0;
+    out.each([&](const char* name, auto& field) {
+      if (!matched && key == name) {
+        matched = true;
+        if (seen & (1ull << index)) throw DecodeError{std::string(where) + "." + name + " appears twice"};
+        seen |= 1ull << index;
+        read_field(value, field, std::string(where) + "." + name);
+      }
+      ++index;
+    });
+    if (!matched) throw DecodeError{"unknown field " + std::string(where) + "." + std::string(key)};
+  }
+  if (seen != (expected == 64 ? ~0ull : (1ull << expected) - 1)) {
+    std::size_t index = 0;
+    std::string missing;
+    out.each([&](const char* name, auto&) {
+      if (missing.empty() && !(seen & (1ull << index))) missing = name;
+      ++index;
+    });
+    throw DecodeError{"missing field " + std::string(where) + "." + missing};
+  }
+}
+template <class T>
+void read_field(element el, T& out, std::string_view name) {
+  read_object(el, out, name);
+}
+
+template <std::size_t I = 0>
+bool make_data(std::string_view type, EventData& out) {
+  if constexpr (I < std::variant_size_v<EventData>) {
+    using Alt = std::variant_alternative_t<I, EventData>;
+    if (type == Alt::kType) {
+      out.emplace<I>();
+      return true;
+    }
+    return make_data<I + 1>(type, out);
+  } else {
+    return false;
+  }
+}
+
+struct Decoder {
+  simdjson::dom::parser parser;
+  std::string buffer;
+
+  Result<element> parse(std::string_view json_text) {
+    buffer.reserve(json_text.size() + simdjson::SIMDJSON_PADDING);
+    buffer.assign(json_text);
+    element root;
+    if (auto err = parser.parse(buffer.data(), buffer.size(), false).get(root)) {
+      // parse() wants capacity >= len + padding, which reserve() guarantees.
+      return make_error(400, "InvalidEvent", std::string("malformed JSON: ") + simdjson::error_message(err));
+    }
+    return root;
+  }
+};
+
+Decoder& decoder() {
+  thread_local Decoder d;
+  return d;
+}
+
+}  // namespace
+
+std::string_view Event::type() const {
+  return std::visit([](const auto& d) { return std::decay_t<decltype(d)>::kType; }, data);
+}
+
+std::string to_hex(std::string_view raw) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(raw.size() * 2, '0');
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    auto c = static_cast<unsigned char>(raw[i]);
+    out[2 * i] = kDigits[c >> 4];
+    out[2 * i + 1] = kDigits[c & 15];
+  }
+  return out;
+}
+
+bool from_hex(std::string_view hex, std::string& raw) {
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  if (hex.size() % 2) return false;
+  raw.resize(hex.size() / 2);
+  for (std::size_t i = 0; i < raw.size(); ++i) {
+    int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    raw[i] = static_cast<char>(hi << 4 | lo);
+  }
+  return true;
+}
+
+std::string sha256_hex(std::string_view bytes) {
+  unsigned char md[32];
+  unsigned int len = 0;
+  EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
+  return to_hex(std::string_view(reinterpret_cast<char*>(md), len));
+}
+
+std::string encode_data(const EventData& d) {
+  return dump(std::visit([](const auto& x) { return to_json(x); }, d));
+}
+
+std::string seal_event(Event& e) {
+  std::string text = dump(envelope_without_hash(e));
+  auto md = chain_digest(e.prev_hash, text);
+  e.hash = to_hex(std::string_view(reinterpret_cast<char*>(md.data()), md.size()));
+  std::size_t at = text.find(kPrevHashKey);  // unique: no payload field is named prev_hash
+  text.insert(at + 1, std::string(kHashKey) + e.hash + "\",");
+  return text;
+}
+
+std::string encode_event(const Event& e) {
+  json j = envelope_without_hash(e);
+  j["hash"] = e.hash;
+  return dump(j);
+}
+
+Result<std::string> verify_event_bytes(std::string_view stored, std::string_view prev_hash) {
+  // The top-level "hash" member is preceded by ',' (after "data"); inside string
+  // values a quote is always escaped, so the first match is the member itself.
+  std::size_t at = stored.find(",\"hash\":\"");
+  if (at == std::string_view::npos || at + 1 + kHashMemberLen > stored.size() ||
+      stored.substr(at + 1 + kHashKey.size() + 64, 2) != "\",") {
+    return make_error(400, "InvalidEvent", "stored event has no well-formed hash member");
+  }
+  std::string_view stored_hash = stored.substr(at + 1 + kHashKey.size(), 64);
+  std::string unsealed;
+  unsealed.reserve(stored.size());
+  unsealed.append(stored.substr(0, at + 1));
+  unsealed.append(stored.substr(at + 1 + kHashMemberLen));
+  auto md = chain_digest(prev_hash, unsealed);
+  std::string computed = to_hex(std::string_view(reinterpret_cast<char*>(md.data()), md.size()));
+  if (computed != stored_hash) {
+    return make_error(400, "InvalidEvent", "hash mismatch: stored " + std::string(stored_hash) + ", computed " + computed);
+  }
+  // The chain link itself: the stored prev_hash must name the previous event.
+  std::size_t prev_at = stored.find(kPrevHashKey);
+  if (prev_at == std::string_view::npos || stored.substr(prev_at + kPrevHashKey.size(), 64) != prev_hash) {
+    return make_error(400, "InvalidEvent", "prev_hash does not match the previous event's hash");
+  }
+  return std::string(stored_hash);
+}
+
+Result<Event> decode_event(std::string_view json_text) {
+  auto root = decoder().parse(json_text);
+  if (!root) return root.error();
+  Event e;
+  try {
+    simdjson::dom::object obj;
+    if (root->get_object().get(obj)) throw DecodeError{"event must be a JSON object"};
+    std::string_view type;
+    if (obj["type"].get_string().get(type)) throw DecodeError{"missing or non-string field type"};
+    if (!make_data(type, e.data)) throw DecodeError{"unknown event type " + std::string(type)};
+    std::uint32_t seen = 0;
+    auto mark = [&](int bit, std::string_view key) {
+      if (seen & (1u << bit)) throw DecodeError{"field " + std::string(key) + " appears twice"};
+      seen |= 1u << bit;
+    };
+    for (auto [key, value] : obj) {
+      if (key == "seq") {
+        mark(0, key);
+        if (value.get_uint64().get(e.seq)) throw DecodeError{"seq must be an unsigned integer"};
+      } else if (key == "time") {
+        mark(1, key);
+        if (value.get_int64().get(e.time_us)) throw DecodeError{"time must be an integer"};
+      } else if (key == "type") {
+        mark(2, key);
+      } else if (key == "actor") {
+        mark(3, key);
+        read_object(value, e.actor, "actor");
+      } else if (key == "request_id") {
+        mark(4, key);
+        read_field(value, e.request_id, "request_id");
+      } else if (key == "region") {
+        mark(5, key);
+        read_field(value, e.region, "region");
+      } else if (key == "data") {
+        mark(6, key);
+        std::visit([&](auto& d) { read_object(value, d, "data"); }, e.data);
+      } else if (key == "prev_hash") {
+        mark(7, key);
+        read_field(value, e.prev_hash, "prev_hash");
+      } else if (key == "hash") {
+        mark(8, key);
+        read_field(value, e.hash, "hash");
+      } else {
+        throw DecodeError{"unknown field " + std::string(key)};
+      }
+    }
+    static constexpr const char* kNames[] = {"seq", "time", "type", "actor", "request_id",
+                                             "region", "data", "prev_hash", "hash"};
+    for (int bit = 0; bit < 9; ++bit) {
+      if (!(seen & (1u << bit))) throw DecodeError{std::string("missing field ") + kNames[bit]};
+    }
+    std::string raw;
+    if (e.hash.size() != 64 || !from_hex(e.hash, raw)) throw DecodeError{"hash must be 64 lowercase hex chars"};
+    if (e.prev_hash.size() != 64 || !from_hex(e.prev_hash, raw)) throw DecodeError{"prev_hash must be 64 lowercase hex chars"};
+  } catch (const DecodeError& err) {
+    return make_error(400, "InvalidEvent", err.what);
+  }
+  return e;
+}
+
+Result<std::pair<std::uint64_t, std::int64_t>> peek_seq_time(std::string_view stored) {
+  auto root = decoder().parse(stored);
+  if (!root) return root.error();
+  std::uint64_t seq = 0;
+  std::int64_t time = 0;
+  if ((*root)["seq"].get_uint64().get(seq) || (*root)["time"].get_int64().get(time)) {
+    return make_error(400, "InvalidEvent", "seq/time missing");
+  }
+  return std::pair{seq, time};
+}
+
+}  // namespace sl

@@ -1,0 +1,49 @@
+// Canonical JSON encoding, strict decoding and the SHA-256 hash chain.
+//
+// Stored form of one event (keys sorted, no whitespace, UTF-8):
+//   {"actor":{...},"data":{...},"hash":"<64 hex>","prev_hash":"<64 hex>",
+//    "region":"..","request_id":"..","seq":N,"time":N,"type":".."}
+// hash = hex SHA-256( raw 32 bytes of prev_hash || the same JSON without the
+// "hash" member ). Because keys are sorted and nothing before "hash" may contain
+// an unescaped quote, the hashed text is the stored text with the 74 bytes
+// `"hash":"<64 hex>",` cut out: verification never needs a JSON parse.
+//
+// Thread safety: all functions are reentrant (decode keeps a thread_local parser).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "events/event.h"
+#include "events/result.h"
+
+namespace sl {
+
+// Computes e.hash from e.prev_hash and the other fields, sets it, and returns
+// the stored bytes. REQUIRES: e.prev_hash is 64 hex chars.
+std::string seal_event(Event& e);
+
+// Canonical JSON of `e` including "hash". REQUIRES: e.hash and e.prev_hash set.
+std::string encode_event(const Event& e);
+
+// OK: the event. 400 InvalidEvent: malformed JSON, unknown type, a missing,
+// mistyped, duplicated or unknown field (the message names it). Never half-parsed.
+Result<Event> decode_event(std::string_view json);
+
+// Checks the stored bytes' own hash against their content and `prev_hash`.
+// OK: the stored hash (64 hex). 400 InvalidEvent: no hash member, or the hash
+// does not match the bytes (message says which).
+Result<std::string> verify_event_bytes(std::string_view stored, std::string_view prev_hash);
+
+// Reads just "seq" and "time" of stored bytes (fast path for indexes).
+Result<std::pair<std::uint64_t, std::int64_t>> peek_seq_time(std::string_view stored);
+
+// Hex SHA-256 of arbitrary bytes; hex helpers.
+std::string sha256_hex(std::string_view bytes);
+std::string to_hex(std::string_view raw);
+bool from_hex(std::string_view hex, std::string& raw);
+
+// The payload alone as canonical JSON (used by the native API and tests).
+std::string encode_data(const EventData& d);
+
+}  // namespace sl

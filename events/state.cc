@@ -1,0 +1,389 @@
+#include "events/state.h"
+
+#include <algorithm>
+#include <type_traits>
+
+namespace sl {
+namespace {
+
+const std::string kAccountSource = "account";
+std::string share_source(const std::string& share_id) { return "resource-share:" + share_id; }
+
+template <class Map>
+auto* find_in(Map& m, const std::string& key) {
+  auto it = m.find(key);
+  return it == m.end() ? nullptr : &it->second;
+}
+
+// Applies one event to the state. One method per event type; helpers below keep
+// derived facts (reinit blocking, organization grants) in step.
+class Evolver {
+ public:
+  Evolver(State& s, const Event& e) : s_(s), since_{e.seq, e.time_us} {}
+
+  void operator()(const AccountRegistered& d) {
+    Account& a = s_.accounts[d.account_id];
+    a.id = d.account_id;
+    a.site = d.site;
+    a.since = since_;
+    s_.dirty.accounts.insert(d.account_id);
+  }
+  void operator()(const AccessKeyIssued& d) {
+    s_.accounts[d.account_id].access_keys.push_back(d.access_key_id);
+    s_.access_keys[d.access_key_id] = d.account_id;
+    s_.dirty.accounts.insert(d.account_id);
+  }
+  void operator()(const EncryptShareRoleAuthorized& d) { set_role(d.account_id, true); }
+  void operator()(const EncryptShareRoleRevoked& d) { set_role(d.account_id, false); }
+
+  void operator()(const ImageCreated& d) {
+    Image& x = s_.images[d.image_id];
+    x.id = d.image_id;
+    x.kind = d.kind;
+    x.owner = d.owner;
+    x.region = d.region;
+    x.name = d.name;
+    x.site = d.site;
+    x.origin = d.origin;
+    x.status = d.status;
+    x.created = since_;
+    if (x.custom()) ++s_.custom_images[{x.owner, x.region}];
+    s_.dirty.images.insert(x.id);
+  }
+  void operator()(const ImageBecameAvailable& d) {
+    s_.images[d.image_id].status = "Available";
+    s_.dirty.images.insert(d.image_id);
+  }
+  void operator()(const ImageShared& d) {
+    for (const auto& account : d.accounts) add_grant(d.image_id, account, kAccountSource);
+  }
+  void operator()(const ImageUnshared& d) {
+    for (const auto& account : d.accounts) remove_grant(d.image_id, account, kAccountSource);
+  }
+  void operator()(const ImagePublicityChanged& d) {
+    Image& x = s_.images[d.image_id];
+    x.is_public = d.is_public;
+    x.public_since = d.is_public ? since_ : Since{};
+    s_.dirty.images.insert(x.id);
+    refresh_blocking(x.id, nullptr);
+  }
+  void operator()(const ImageDeleted& d) {
+    Image& x = s_.images[d.image_id];
+    x.status = "Deleted";
+    x.is_public = false;
+    if (x.custom()) --s_.custom_images[{x.owner, x.region}];
+    s_.dirty.images.insert(x.id);
+    refresh_blocking(x.id, nullptr);
+  }
+
+  void operator()(const InstanceCreated& d) {
+    Instance& i = s_.instances[d.instance_id];
+    i.id = d.instance_id;
+    i.owner = d.owner;
+    i.region = d.region;
+    i.image_id = d.image_id;
+    i.disk_id = d.disk_id;
+    i.image_fee_payer = d.image_fee_payer;
+    i.product_code = d.product_code;
+    i.image_since = since_;
+    link_image(i);
+    s_.dirty.instances.insert(d.instance_id);
+    s_.dirty.owned_instances.insert({d.owner, d.instance_id});
+  }
+  void operator()(const SystemDiskReplaced& d) {
+    Instance& i = s_.instances[d.instance_id];
+    unlink_image(i);
+    i.image_id = d.image_id;
+    i.disk_id = d.disk_id;
+    i.image_since = since_;
+    const Image* x = s_.image(d.image_id);
+    bool paid = x && x->origin.paid;
+    i.image_fee_payer = paid ? i.owner : "";
+    i.product_code = x ? x->origin.product_code : "";
+    if (!i.blocked_reason.empty()) {
+      i.blocked_reason.clear();
+      i.blocked_since = since_;
+    }
+    link_image(i);
+    s_.dirty.instances.insert(d.instance_id);
+  }
+  void operator()(const SystemDiskReinitialized&) {}
+  void operator()(const InstanceDeleted& d) {
+    auto it = s_.instances.find(d.instance_id);
+    if (it == s_.instances.end()) return;
+    unlink_image(it->second);
+    s_.dirty.owned_instances.insert({it->second.owner, d.instance_id});
+    s_.instances.erase(it);
+    s_.dirty.instances.insert(d.instance_id);
+  }
+
+  void operator()(const ResourceDirectoryEnabled& d) {
+    Directory& dir = s_.directories[d.directory_id];
+    dir.id = d.directory_id;
+    dir.root_folder_id = d.root_folder_id;
+    dir.management_account = d.management_account;
+    s_.directory_of_manager[d.management_account] = d.directory_id;
+    s_.folders[d.root_folder_id] = Folder{d.root_folder_id, "", "Root", d.directory_id};
+    s_.dirty.directories.insert(d.directory_id);
+    s_.dirty.folders.insert(d.root_folder_id);
+    // The management account sits in the root folder like any member.
+    place_account(d.management_account, d.root_folder_id);
+  }
+  void operator()(const FolderCreated& d) {
+    const Folder* parent = find_in(s_.folders, d.parent_id);
+    s_.folders[d.folder_id] = Folder{d.folder_id, d.parent_id, d.name, parent ? parent->directory_id : ""};
+    s_.dirty.folders.insert(d.folder_id);
+  }
+  void operator()(const HandshakeCreated& d) {
+    s_.handshakes[d.handshake_id] = Handshake{d.handshake_id, d.directory_id, d.account_id};
+    s_.dirty.handshakes.insert(d.handshake_id);
+  }
+  void operator()(const AccountJoinedDirectory& d) {
+    for (auto it = s_.handshakes.begin(); it != s_.handshakes.end();) {
+      if (it->second.account_id == d.account_id) {
+        s_.dirty.handshakes.insert(it->first);
+        it = s_.handshakes.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    place_account(d.account_id, d.folder_id);
+  }
+  void operator()(const AccountMoved& d) { place_account(d.account_id, d.folder_id); }
+  void operator()(const AccountLeftDirectory& d) { place_account(d.account_id, ""); }
+  void operator()(const SharingWithDirectoryEnabled& d) {
+    s_.directories[d.directory_id].sharing_enabled = true;
+    s_.dirty.directories.insert(d.directory_id);
+  }
+  void operator()(const ResourceShareCreated& d) {
+    ResourceShare& rs = s_.shares[d.share_id];
+    rs.id = d.share_id;
+    rs.owner = d.owner;
+    rs.name = d.name;
+    rs.allow_external = d.allow_external;
+    s_.dirty.shares.insert(d.share_id);
+  }
+  void operator()(const ResourceShareAssociated& d) {
+    ResourceShare& rs = s_.shares[d.share_id];
+    for (const auto& r : d.resources) rs.resources.insert(r), rs.association_status[r] = "Associated";
+    for (const auto& t : d.targets) rs.targets.insert(t), rs.association_status[t] = "Associated";
+    s_.dirty.shares.insert(d.share_id);
+    refresh_share(rs, nullptr);
+  }
+  void operator()(const ResourceShareDisassociated& d) {
+    ResourceShare& rs = s_.shares[d.share_id];
+    for (const auto& r : d.resources) rs.resources.erase(r), rs.association_status[r] = "Disassociated";
+    for (const auto& t : d.targets) rs.targets.erase(t), rs.association_status[t] = "Disassociated";
+    s_.dirty.shares.insert(d.share_id);
+    refresh_share(rs, nullptr);
+  }
+  void operator()(const ResourceShareDeleted& d) {
+    ResourceShare& rs = s_.shares[d.share_id];
+    for (auto& [item, status] : rs.association_status) status = "Disassociated";
+    rs.resources.clear();
+    rs.targets.clear();
+    rs.deleted = true;
+    s_.dirty.shares.insert(d.share_id);
+    refresh_share(rs, nullptr);
+  }
+
+ private:
+  void set_role(const std::string& account_id, bool authorized) {
+    s_.accounts[account_id].encrypt_role = authorized;
+    s_.dirty.accounts.insert(account_id);
+  }
+
+  void add_grant(const std::string& image_id, const std::string& account_id, const std::string& source) {
+    auto& sources = s_.grants[image_id][account_id];
+    if (!sources.emplace(source, since_).second) return;
+    s_.dirty.grants.insert({image_id, account_id});
+    refresh_blocking(image_id, &account_id);
+  }
+
+  void remove_grant(const std::string& image_id, const std::string& account_id, const std::string& source) {
+    auto image_it = s_.grants.find(image_id);
+    if (image_it == s_.grants.end()) return;
+    auto account_it = image_it->second.find(account_id);
+    if (account_it == image_it->second.end() || account_it->second.erase(source) == 0) return;
+    if (account_it->second.empty()) image_it->second.erase(account_it);
+    if (image_it->second.empty()) s_.grants.erase(image_it);
+    s_.dirty.grants.insert({image_id, account_id});
+    refresh_blocking(image_id, &account_id);
+  }
+
+  // Recomputes reinit blocking for the instances running `image_id` (only those
+  // of `owner` when given). Deletion blocks permanently; losing every grant
+  // blocks until a grant returns or the system disk is replaced.
+  void refresh_blocking(const std::string& image_id, const std::string* owner) {
+    auto users = s_.instances_by_image.find(image_id);
+    if (users == s_.instances_by_image.end()) return;
+    const Image* x = s_.image(image_id);
+    for (const auto& instance_id : users->second) {
+      Instance& i = s_.instances[instance_id];
+      if (owner && i.owner != *owner) continue;
+      std::string reason;
+      if (x && x->deleted()) {
+        reason = "image_deleted";
+      } else if (x && x->custom() && i.owner != x->owner && !s_.holds_grant(i.owner, *x)) {
+        reason = "image_unshared";
+      }
+      if (reason != i.blocked_reason) {
+        i.blocked_reason = reason;
+        i.blocked_since = since_;
+        s_.dirty.instances.insert(instance_id);
+      }
+    }
+  }
+
+  // An instance's link to its current image and system disk.
+  void link_image(const Instance& i) {
+    s_.instances_by_image[i.image_id].insert(i.id);
+    s_.disks[i.disk_id] = i.id;
+    s_.dirty.image_instances.insert({i.image_id, i.id});
+    s_.dirty.disks.insert(i.disk_id);
+  }
+  void unlink_image(const Instance& i) {
+    s_.dirty.image_instances.insert({i.image_id, i.id});
+    s_.dirty.disks.insert(i.disk_id);
+    s_.disks.erase(i.disk_id);
+    auto users = s_.instances_by_image.find(i.image_id);
+    if (users == s_.instances_by_image.end()) return;
+    users->second.erase(i.id);
+    if (users->second.empty()) s_.instances_by_image.erase(users);
+  }
+
+  void place_account(const std::string& account_id, const std::string& folder_id) {
+    s_.accounts[account_id].folder_id = folder_id;
+    s_.dirty.accounts.insert(account_id);
+    for (auto& [id, rs] : s_.shares) {
+      if (!rs.deleted) refresh_share(rs, &account_id);
+    }
+  }
+
+  // Brings the grants of source resource-share:<rs> in line with its current
+  // resources x covered accounts (only for `only_account` when given).
+  void refresh_share(const ResourceShare& rs, const std::string* only_account) {
+    const std::string source = share_source(rs.id);
+    std::set<std::pair<std::string, std::string>> desired;
+    for (const auto& image_id : rs.resources) {
+      const Image* x = s_.image(image_id);
+      if (!x || x->deleted()) continue;
+      for (const auto& target : rs.targets) {
+        for (const auto& account : s_.covered_by_target(rs, target)) {
+          if (account == x->owner || (only_account && account != *only_account)) continue;
+          desired.insert({image_id, account});
+        }
+      }
+    }
+    std::vector<std::pair<std::string, std::string>> current;
+    for (const auto& [image_id, by_account] : s_.grants) {
+      for (const auto& [account, sources] : by_account) {
+        if (only_account && account != *only_account) continue;
+        if (sources.count(source)) current.emplace_back(image_id, account);
+      }
+    }
+    for (const auto& [image_id, account] : current) {
+      if (!desired.count({image_id, account})) remove_grant(image_id, account, source);
+    }
+    for (const auto& [image_id, account] : desired) add_grant(image_id, account, source);
+  }
+
+  State& s_;
+  Since since_;
+};
+
+}  // namespace
+
+const Account* State::account(const std::string& id) const { return find_in(accounts, id); }
+const Image* State::image(const std::string& id) const { return find_in(images, id); }
+const Instance* State::instance(const std::string& id) const { return find_in(instances, id); }
+
+const GrantSources* State::grant(const std::string& image_id, const std::string& account_id) const {
+  auto it = grants.find(image_id);
+  if (it == grants.end()) return nullptr;
+  auto g = it->second.find(account_id);
+  return g == it->second.end() ? nullptr : &g->second;
+}
+
+std::string State::directory_of(const std::string& account_id) const {
+  if (auto it = directory_of_manager.find(account_id); it != directory_of_manager.end()) return it->second;
+  const Account* a = account(account_id);
+  if (!a || a->folder_id.empty()) return "";
+  const Folder* f = find_in(folders, a->folder_id);
+  return f ? f->directory_id : "";
+}
+
+bool State::folder_within(const std::string& inner, const std::string& outer) const {
+  std::string at = inner;
+  for (int depth = 0; !at.empty() && depth < 64; ++depth) {  // depth bound guards a corrupt cycle
+    if (at == outer) return true;
+    const Folder* f = find_in(folders, at);
+    if (!f) return false;
+    at = f->parent_id;
+  }
+  return false;
+}
+
+bool State::holds_grant(const std::string& account_id, const Image& x) const {
+  return x.is_public || grant(x.id, account_id) != nullptr;
+}
+
+bool State::can_use(const std::string& account_id, const Image& x) const {
+  if (x.deleted()) return false;
+  if (x.kind == "system") return true;
+  if (x.kind == "marketplace") {
+    const Account* a = account(account_id);
+    return a && a->site == x.site;
+  }
+  return x.owner == account_id || holds_grant(account_id, x);
+}
+
+bool State::has_live_grant(const Image& x) const {
+  if (x.is_public || grants.count(x.id)) return true;
+  for (const auto& [id, rs] : shares) {
+    if (!rs.deleted && rs.resources.count(x.id)) return true;
+  }
+  return false;
+}
+
+State::Recipients State::recipients(const std::string& image_id) const {
+  Recipients r;
+  if (const Image* x = image(image_id); x && x->is_public) r.is_public = 1;
+  auto it = grants.find(image_id);
+  if (it == grants.end()) return r;
+  for (const auto& [account, sources] : it->second) {
+    if (sources.count(kAccountSource)) ++r.direct;
+    if (sources.size() > sources.count(kAccountSource)) ++r.via_directory;
+    ++r.effective;
+  }
+  return r;
+}
+
+std::set<std::string> State::covered_by_target(const ResourceShare& rs, const std::string& target) const {
+  std::set<std::string> out;
+  if (accounts.count(target)) {
+    out.insert(target);
+    return out;
+  }
+  bool is_directory = directories.count(target) > 0;
+  for (const auto& [id, a] : accounts) {
+    if (a.folder_id.empty()) continue;
+    if (is_directory) {
+      const Folder* f = find_in(folders, a.folder_id);
+      if (f && f->directory_id == target) out.insert(id);
+    } else if (folder_within(a.folder_id, target)) {
+      out.insert(id);
+    }
+  }
+  return out;
+}
+
+void evolve(State& state, const Event& e) {
+  state.dirty.clear();
+  std::visit(Evolver(state, e), e.data);
+  state.head_seq = e.seq;
+  state.head_time_us = e.time_us;
+  state.head_hash = e.hash;
+}
+
+}  // namespace sl

@@ -1,0 +1,139 @@
+// State: everything the rules need, folded from the log by evolve().
+//
+// evolve() is pure domain logic: no I/O, no clock, no randomness; replaying the
+// same events always yields the same State. It records which entities each
+// event changed in `dirty`, so projections can rewrite exactly those rows.
+// Thread safety: none; one owner at a time (the writer, or a replay).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "events/event.h"
+
+namespace sl {
+
+struct Since {
+  std::uint64_t seq = 0;
+  std::int64_t time_us = 0;
+  bool operator==(const Since&) const = default;
+};
+
+struct Account {
+  std::string id, site;
+  bool encrypt_role = false;
+  std::vector<std::string> access_keys;
+  std::string folder_id;  // empty when not in a resource directory
+  Since since;            // registration
+};
+
+struct Image {
+  std::string id, kind, owner, region, name, site, status;
+  Origin origin;
+  bool is_public = false;
+  Since public_since;
+  Since created;
+  bool deleted() const { return status == "Deleted"; }
+  bool custom() const { return kind == "custom"; }
+};
+
+struct Instance {
+  std::string id, owner, region, image_id, disk_id, image_fee_payer, product_code;
+  std::string blocked_reason;  // "" | "image_deleted" | "image_unshared"
+  Since blocked_since;         // when blocked_reason last changed
+  Since image_since;           // when image_id became the current image
+};
+
+struct Directory {
+  std::string id, root_folder_id, management_account;
+  bool sharing_enabled = false;
+};
+
+struct Folder {
+  std::string id, parent_id, name, directory_id;
+};
+
+struct Handshake {
+  std::string id, directory_id, account_id;
+};
+
+struct ResourceShare {
+  std::string id, owner, name;
+  bool allow_external = false;
+  bool deleted = false;
+  std::set<std::string> resources, targets;  // currently associated
+  // Every resource/target ever associated, with its current status
+  // ("Associated" | "Disassociated"), for ListResourceShareAssociations.
+  std::map<std::string, std::string> association_status;
+};
+
+// source -> since. Sources: "account", "resource-share:<rs-id>". Public is a flag on the image.
+using GrantSources = std::map<std::string, Since>;
+
+// What one event changed, by entity; projections map entities to rows.
+struct Dirty {
+  std::set<std::string> accounts, images, instances, directories, folders, shares, handshakes;
+  std::set<std::pair<std::string, std::string>> grants;           // (image, account)
+  std::set<std::pair<std::string, std::string>> image_instances;  // (image, instance) links made or broken
+  std::set<std::pair<std::string, std::string>> owned_instances;  // (owner, instance) created or deleted
+  std::set<std::string> disks;
+  void clear() { *this = Dirty{}; }
+};
+
+struct State {
+  std::unordered_map<std::string, Account> accounts;
+  std::unordered_map<std::string, std::string> access_keys;  // access key id -> account id
+  std::unordered_map<std::string, Image> images;
+  std::unordered_map<std::string, Instance> instances;
+  std::unordered_map<std::string, std::string> disks;  // disk id -> instance id
+  std::unordered_map<std::string, std::set<std::string>> instances_by_image;
+  std::unordered_map<std::string, std::map<std::string, GrantSources>> grants;  // image -> account -> sources
+  std::map<std::pair<std::string, std::string>, int> custom_images;  // (owner, region) -> live custom images
+  std::unordered_map<std::string, Directory> directories;
+  std::unordered_map<std::string, std::string> directory_of_manager;  // management account -> directory id
+  std::unordered_map<std::string, Folder> folders;
+  std::unordered_map<std::string, Handshake> handshakes;
+  std::unordered_map<std::string, ResourceShare> shares;
+
+  std::uint64_t head_seq = 0;
+  std::int64_t head_time_us = 0;
+  std::string head_hash = std::string(kGenesisHash);
+
+  Dirty dirty;  // entities changed by the last evolve()
+
+  // Lookups (nullptr when absent).
+  const Account* account(const std::string& id) const;
+  const Image* image(const std::string& id) const;
+  const Instance* instance(const std::string& id) const;
+  const GrantSources* grant(const std::string& image_id, const std::string& account_id) const;
+
+  // The directory an account belongs to (as manager or member), or "".
+  std::string directory_of(const std::string& account_id) const;
+  // True when folder `inner` is `outer` or nested below it.
+  bool folder_within(const std::string& inner, const std::string& outer) const;
+
+  // SPEC §1.2: B can see and launch X (X in its own region, not deleted).
+  bool can_use(const std::string& account_id, const Image& x) const;
+  // B holds at least one grant (account, public or resource share) on X.
+  bool holds_grant(const std::string& account_id, const Image& x) const;
+  // Live grants of any kind on X (account, public or associated resource share).
+  bool has_live_grant(const Image& x) const;
+  // Recipient counts of SPEC §1.3.
+  struct Recipients {
+    int direct = 0, via_directory = 0, is_public = 0, effective = 0;
+  };
+  Recipients recipients(const std::string& image_id) const;
+  // Accounts covered by a resource-share target (directory, folder or account id).
+  std::set<std::string> covered_by_target(const ResourceShare& rs, const std::string& target) const;
+};
+
+// Applies one sealed event. Pure; sets state.dirty to what changed.
+// REQUIRES: e.seq == state.head_seq + 1 and e was produced by decide() or read
+// from a verified log (evolve trusts its input and does not re-check rules).
+void evolve(State& state, const Event& e);
+
+}  // namespace sl

@@ -1,0 +1,35 @@
+// Reading the log back: chain verification and replay into State.
+//
+// scan_verified() is the one place that checks the log: dense seqs from 1, each
+// event's hash over its stored bytes, the prev_hash link, and the schema. The
+// audit tool, the ledger's open and replay all use it.
+// Thread safety: reads only; safe beside a running writer (it sees a prefix).
+#pragma once
+
+#include <functional>
+#include <limits>
+
+#include "events/state.h"
+#include "storage/store.h"
+
+namespace sl {
+
+struct ScanOptions {
+  std::uint64_t to_seq = std::numeric_limits<std::uint64_t>::max();
+  // Called every `progress_every` events with the seq reached.
+  std::function<void(std::uint64_t)> progress;
+  std::uint64_t progress_every = 100000;
+  // Skip schema decoding (fn then gets an Event with only seq/hash set).
+  bool hash_only = false;
+};
+
+// Calls fn(event, stored bytes) for seq 1..to_seq in order. fn returns false to stop.
+// OK: every visited event verified. 500 CorruptEvent: message "seq N: <what>" for the first bad one.
+Status scan_verified(const Store& store, const ScanOptions& options,
+                     const std::function<bool(const Event&, std::string_view)>& fn);
+
+// Folds events 1..to_seq into a fresh State; after_each(state, event) runs after each evolve.
+Result<State> replay(const Store& store, const ScanOptions& options,
+                     const std::function<void(const State&, const Event&)>& after_each = nullptr);
+
+}  // namespace sl

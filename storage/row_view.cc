@@ -1,0 +1,103 @@
+#include "storage/row_view.h"
+
+namespace sl {
+namespace {
+
+class CurrentRows final : public RowView {
+ public:
+  explicit CurrentRows(const Store& store) : store_(store), snapshot_(store.db()->GetSnapshot()) {
+    auto h = store.head(snapshot_);
+    seq_ = h ? h->seq : 0;
+  }
+  ~CurrentRows() override { store_.db()->ReleaseSnapshot(snapshot_); }
+
+  std::optional<std::string> get(std::string_view key) const override {
+    auto v = store_.get(store_.proj(), key, snapshot_);
+    return v ? *v : std::nullopt;
+  }
+
+  void scan(std::string_view prefix,
+            const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snapshot_;
+    std::unique_ptr<rocksdb::Iterator> it(store_.db()->NewIterator(ro, store_.proj()));
+    rocksdb::Slice p(prefix.data(), prefix.size());
+    for (it->Seek(p); it->Valid() && it->key().starts_with(p); it->Next()) {
+      if (!fn(std::string_view(it->key().data(), it->key().size()),
+              std::string_view(it->value().data(), it->value().size()))) {
+        return;
+      }
+    }
+  }
+
+  std::uint64_t seq() const override { return seq_; }
+
+ private:
+  const Store& store_;
+  const rocksdb::Snapshot* snapshot_;
+  std::uint64_t seq_ = 0;
+};
+
+class RowsAsOf final : public RowView {
+ public:
+  RowsAsOf(const Store& store, std::uint64_t seq) : store_(store), seq_(seq) {}
+
+  std::optional<std::string> get(std::string_view key) const override {
+    std::unique_ptr<rocksdb::Iterator> it(store_.db()->NewIterator(rocksdb::ReadOptions(), store_.hist()));
+    std::string target = hist_key(key, seq_);
+    it->SeekForPrev(target);
+    if (!it->Valid()) return std::nullopt;
+    rocksdb::Slice k = it->key();
+    // Same row iff the found key is `key` + '\0' + 8 bytes.
+    if (k.size() != key.size() + 9 || std::string_view(k.data(), key.size()) != key || k[key.size()] != '\0') {
+      return std::nullopt;
+    }
+    return present(it->value());
+  }
+
+  void scan(std::string_view prefix,
+            const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+    std::unique_ptr<rocksdb::Iterator> it(store_.db()->NewIterator(rocksdb::ReadOptions(), store_.hist()));
+    rocksdb::Slice p(prefix.data(), prefix.size());
+    std::string row;                     // row key of the group being read
+    std::optional<std::string> latest;   // its latest version <= seq_
+    auto flush = [&]() -> bool {
+      bool go_on = true;
+      if (!row.empty() && latest) go_on = fn(row, *latest);
+      latest.reset();
+      return go_on;
+    };
+    for (it->Seek(p); it->Valid() && it->key().starts_with(p); it->Next()) {
+      rocksdb::Slice k = it->key();
+      if (k.size() < 9) continue;
+      std::string_view key(k.data(), k.size() - 9);
+      std::uint64_t version = read_be64(std::string_view(k.data() + k.size() - 8, 8));
+      if (key != row) {
+        if (!flush()) return;
+        row.assign(key);
+      }
+      if (version <= seq_) latest = present(it->value());
+    }
+    flush();
+  }
+
+  std::uint64_t seq() const override { return seq_; }
+
+ private:
+  static std::optional<std::string> present(const rocksdb::Slice& v) {
+    if (v.size() == 0 || v[0] != 'P') return std::nullopt;
+    return std::string(v.data() + 1, v.size() - 1);
+  }
+
+  const Store& store_;
+  std::uint64_t seq_;
+};
+
+}  // namespace
+
+std::unique_ptr<RowView> current_rows(const Store& store) { return std::make_unique<CurrentRows>(store); }
+std::unique_ptr<RowView> rows_as_of(const Store& store, std::uint64_t seq) {
+  return std::make_unique<RowsAsOf>(store, seq);
+}
+
+}  // namespace sl

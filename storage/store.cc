@@ -1,0 +1,208 @@
+#include "storage/store.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/table.h>
+
+#include <vector>
+
+#include "events/codec.h"
+
+namespace sl {
+namespace {
+
+const char* const kCfNames[] = {rocksdb::kDefaultColumnFamilyName.c_str(), "events", "proj", "hist", "idx", "secrets"};
+
+Error storage_error(const rocksdb::Status& s, std::string_view what) {
+  return make_error(503, "StorageError", std::string(what) + ": " + s.ToString());
+}
+
+rocksdb::Slice slice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+
+}  // namespace
+
+std::string be64(std::uint64_t v) {
+  std::string out(8, '\0');
+  for (int i = 7; i >= 0; --i, v >>= 8) out[i] = static_cast<char>(v & 0xff);
+  return out;
+}
+
+std::uint64_t read_be64(std::string_view bytes) {
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = v << 8 | static_cast<unsigned char>(bytes[i]);
+  return v;
+}
+
+std::string hist_key(std::string_view row_key, std::uint64_t seq) {
+  std::string k(row_key);
+  k.push_back('\0');
+  k += be64(seq);
+  return k;
+}
+
+std::string entity_key(std::string_view entity, std::uint64_t seq) {
+  std::string k = "e";
+  k.append(entity);
+  k.push_back('\0');
+  k += be64(seq);
+  return k;
+}
+
+std::string time_key(std::int64_t time_us, std::uint64_t seq) {
+  return "t" + be64(static_cast<std::uint64_t>(time_us)) + be64(seq);
+}
+
+Result<std::unique_ptr<Store>> Store::open(const std::string& dir, OpenMode mode, const std::string& secondary_dir) {
+  rocksdb::Options options;
+  options.create_if_missing = mode == OpenMode::kReadWrite;
+  options.create_missing_column_families = mode == OpenMode::kReadWrite;
+  options.IncreaseParallelism(2);
+  if (mode == OpenMode::kSecondary) options.max_open_files = -1;  // required by secondary instances
+
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(256 << 20);
+  table.cache_index_and_filter_blocks = true;
+  rocksdb::ColumnFamilyOptions cf_options(options);
+  cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const char* name : kCfNames) descriptors.emplace_back(name, cf_options);
+
+  std::unique_ptr<Store> store(new Store());
+  store->mode_ = mode;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s;
+  switch (mode) {
+    case OpenMode::kReadWrite:
+      s = rocksdb::DB::Open(options, dir, descriptors, &handles, &raw);
+      break;
+    case OpenMode::kReadOnly:
+      s = rocksdb::DB::OpenForReadOnly(options, dir, descriptors, &handles, &raw);
+      break;
+    case OpenMode::kSecondary:
+      s = rocksdb::DB::OpenAsSecondary(options, dir, secondary_dir, descriptors, &handles, &raw);
+      break;
+  }
+  if (!s.ok()) return storage_error(s, "open " + dir);
+  store->db_.reset(raw);
+  for (std::size_t i = 0; i < handles.size(); ++i) store->cf_[i] = handles[i];
+  return store;
+}
+
+Store::~Store() {
+  if (!db_) return;
+  for (auto* h : cf_) {
+    if (h) db_->DestroyColumnFamilyHandle(h);
+  }
+  db_->Close();
+}
+
+Status Store::write(rocksdb::WriteBatch& batch, bool sync) {
+  if (mode_ != OpenMode::kReadWrite) return make_error(503, "StorageError", "store is read-only");
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  rocksdb::Status s = db_->Write(wo, &batch);
+  if (!s.ok()) {
+    // A failed write (ENOSPC, EIO) leaves RocksDB in a background-error state;
+    // Resume() clears it once the cause is gone, so later writes can succeed.
+    db_->Resume();
+    return storage_error(s, "write");
+  }
+  return Ok{};
+}
+
+Status Store::catch_up() {
+  if (mode_ != OpenMode::kSecondary) return Ok{};
+  rocksdb::Status s = db_->TryCatchUpWithPrimary();
+  if (!s.ok()) return storage_error(s, "catch up with primary");
+  return Ok{};
+}
+
+Result<Head> Store::head(const rocksdb::Snapshot* snapshot) const {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, events()));
+  it->SeekToLast();
+  Head h;
+  h.hash = std::string(kGenesisHash);
+  if (!it->Valid()) {
+    if (!it->status().ok()) return storage_error(it->status(), "read head");
+    return h;
+  }
+  auto decoded = decode_event(std::string_view(it->value().data(), it->value().size()));
+  if (!decoded) return make_error(500, "CorruptEvent", "head event: " + decoded.error().message);
+  h.seq = decoded->seq;
+  h.time_us = decoded->time_us;
+  h.hash = decoded->hash;
+  return h;
+}
+
+Result<std::optional<std::string>> Store::event_bytes(std::uint64_t seq) const {
+  return get(events(), be64(seq));
+}
+
+Status Store::scan_events(std::uint64_t from, const std::function<bool(std::uint64_t, std::string_view)>& fn,
+                          const rocksdb::Snapshot* snapshot) const {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot;
+  ro.readahead_size = 2 << 20;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, events()));
+  for (it->Seek(be64(from)); it->Valid(); it->Next()) {
+    if (it->key().size() != 8) return make_error(500, "CorruptEvent", "event key is not 8 bytes");
+    if (!fn(read_be64(std::string_view(it->key().data(), 8)),
+            std::string_view(it->value().data(), it->value().size()))) {
+      break;
+    }
+  }
+  if (!it->status().ok()) return storage_error(it->status(), "scan events");
+  return Ok{};
+}
+
+Result<std::uint64_t> Store::seq_at_time(std::int64_t time_us) const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), idx()));
+  it->SeekForPrev(time_key(time_us, ~0ull));
+  if (!it->Valid()) {
+    if (!it->status().ok()) return storage_error(it->status(), "time index");
+    return std::uint64_t{0};
+  }
+  rocksdb::Slice k = it->key();
+  if (k.size() != 17 || k[0] != 't') return std::uint64_t{0};
+  return read_be64(std::string_view(k.data() + 9, 8));
+}
+
+Result<std::vector<std::uint64_t>> Store::entity_events(std::string_view entity, std::uint64_t max_seq,
+                                                        std::size_t limit) const {
+  std::vector<std::uint64_t> out;
+  std::string prefix = "e" + std::string(entity) + '\0';
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), idx()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) && out.size() < limit; it->Next()) {
+    std::uint64_t seq = read_be64(std::string_view(it->key().data() + prefix.size(), 8));
+    if (seq > max_seq) break;
+    out.push_back(seq);
+  }
+  if (!it->status().ok()) return storage_error(it->status(), "entity index");
+  return out;
+}
+
+Result<std::optional<std::string>> Store::get(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
+                                              const rocksdb::Snapshot* snapshot) const {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot;
+  std::string value;
+  rocksdb::Status s = db_->Get(ro, cf, slice(key), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return storage_error(s, "get");
+  return std::optional<std::string>(std::move(value));
+}
+
+Status Store::clear_projections() {
+  for (auto* cf : {proj(), hist(), idx()}) {
+    rocksdb::WriteBatch batch;
+    // Every key sorts below 0xff..., so one range covers the family.
+    batch.DeleteRange(cf, rocksdb::Slice(""), rocksdb::Slice(std::string(64, '\xff')));
+    if (auto s = write(batch, true); !s) return s;
+  }
+  return Ok{};
+}
+
+}  // namespace sl
