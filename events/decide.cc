@@ -116,6 +116,7 @@ class Decider {
   }
 
   Result<Events> operator()(const DeleteImage& c) {
+    if (auto r = check_region(c.region); !r) return r.error();
     const Image* x = owned_image(c.caller, c.region, c.image_id);
     if (!x) return image_not_found(c.image_id);
     if (s_.has_live_grant(*x)) {
@@ -133,6 +134,7 @@ class Decider {
 
   // SPEC §1.3, rules 1-7 in order.
   Result<Events> operator()(const ModifyImageSharePermission& c) {
+    if (auto r = check_region(c.region); !r) return r.error();
     const Image* x = owned_image(c.caller, c.region, c.image_id);  // rule 1
     if (!x) return image_not_found(c.image_id);
     if (x->status != "Available") return invalid_status();  // rule 2
@@ -418,18 +420,20 @@ class Decider {
     return &it->second;
   }
 
-  // Resources must be the caller's available images (rule 5 applies); targets
-  // are the caller's directory, one of its folders, or accounts (external ones
-  // only with AllowExternalTargets).
+  // SPEC §1.3 rules in order: resources must be the caller's available images
+  // (rules 1, 2); at most 5 of each (rule 3); targets are the caller's
+  // directory, one of its folders, or accounts (external ones only with
+  // AllowExternalTargets); rules 5 and 6 for what the call newly shares.
   Status check_association(const ResourceShare& rs, const std::vector<std::string>& resources,
                            const std::vector<std::string>& targets) const {
-    if (resources.size() > kMaxShareItemsPerCall || targets.size() > kMaxShareItemsPerCall) return too_many_items();
     for (const auto& id : resources) {
       const Image* x = s_.image(id);
       if (!x || !x->custom() || x->deleted() || x->owner != rs.owner) return image_not_found(id);
-      if (x->status != "Available") return invalid_status();
-      if (auto r = check_encryption(*x); !r) return r;
     }
+    for (const auto& id : resources) {
+      if (s_.image(id)->status != "Available") return invalid_status();
+    }
+    if (resources.size() > kMaxShareItemsPerCall || targets.size() > kMaxShareItemsPerCall) return too_many_items();
     std::string my_directory = s_.directory_of(rs.owner);
     for (const auto& target : targets) {
       if (s_.directories.count(target) || s_.folders.count(target)) {
@@ -450,6 +454,33 @@ class Decider {
         return directory_not_enabled();
       } else {
         return make_error(400, "InvalidParameter.Targets", "Target " + target + " does not exist.");
+      }
+    }
+    return check_newly_shared(rs, resources, targets);
+  }
+
+  // Rules 5 and 6 for a resource share: a newly associated resource reaches
+  // every target; an already associated one reaches only the new targets.
+  Status check_newly_shared(const ResourceShare& rs, const std::vector<std::string>& resources,
+                            const std::vector<std::string>& targets) const {
+    std::set<std::string> all_targets = rs.targets, new_targets;
+    for (const auto& t : targets) {
+      if (all_targets.insert(t).second) new_targets.insert(t);
+    }
+    std::set<std::string> all_resources = rs.resources;
+    all_resources.insert(resources.begin(), resources.end());
+    for (const auto& id : all_resources) {
+      bool new_resource = !rs.resources.count(id);
+      if (!new_resource && new_targets.empty()) continue;
+      const Image& x = *s_.image(id);
+      if (auto r = check_encryption(x); !r) return r;  // rule 5
+      if (!x.origin.marketplace_derived) continue;     // rule 6
+      const Account* owner = s_.account(x.owner);
+      for (const auto& target : new_resource ? all_targets : new_targets) {
+        for (const auto& account : s_.covered_by_target(rs, target)) {
+          if (account == x.owner) continue;
+          if (!owner || s_.account(account)->site != owner->site) return bid_mismatch();
+        }
       }
     }
     return Ok{};

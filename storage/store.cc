@@ -10,7 +10,7 @@
 namespace sl {
 namespace {
 
-const char* const kCfNames[] = {rocksdb::kDefaultColumnFamilyName.c_str(), "events", "proj", "hist", "idx", "secrets"};
+const char* const kCfNames[] = {"default", "events", "proj", "hist", "idx", "secrets"};
 
 Error storage_error(const rocksdb::Status& s, std::string_view what) {
   return make_error(503, "StorageError", std::string(what) + ": " + s.ToString());

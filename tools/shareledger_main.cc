@@ -1,1 +1,139 @@
-int main() { return 0; }
+// shareledger serve: the ledger behind the ECS-compatible and native HTTP APIs.
+#include <CLI/CLI.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <csignal>
+#include <iostream>
+#include <thread>
+
+#include "api/http_server.h"
+#include "api/ids.h"
+#include "api/service.h"
+#include "api/time_format.h"
+
+namespace {
+
+// One structured log line: ts=... level=... msg=... key=value...
+void log_line(const std::string& level, const std::string& msg, const std::string& fields = "") {
+  std::cerr << "ts=" << sl::api::rfc3339_micros(sl::now_micros()) << " level=" << level << " msg=\"" << msg << "\""
+            << (fields.empty() ? "" : " " + fields) << std::endl;
+}
+
+struct DemoAccount {
+  std::string label, site;
+};
+
+// Registers the demo accounts on an empty ledger (two cn, one intl, one
+// directory manager) and prints every account's credentials.
+int print_or_create_demo(sl::Ledger& ledger) {
+  auto rows = std::move(*ledger.view());
+  bool empty = true;
+  rows->scan("acct/", [&](std::string_view, std::string_view) {
+    empty = false;
+    return false;
+  });
+  if (empty) {
+    const DemoAccount demo[] = {{"alice", "cn"}, {"bob", "cn"}, {"carol", "intl"}, {"dora-manager", "cn"}};
+    for (const auto& d : demo) {
+      std::string account = sl::api::new_account_id(), key = sl::api::new_access_key_id();
+      auto r = ledger.execute(sl::RegisterAccount{account, d.site, key},
+                              sl::CommandContext{{}, "demo", sl::api::new_access_key_secret()});
+      if (!r) {
+        log_line("error", "demo account failed", "code=" + r.error().code);
+        return 1;
+      }
+      if (d.label == "dora-manager") {
+        ledger.execute(sl::EnableResourceDirectory{account, sl::api::new_directory_id(), sl::api::new_root_folder_id()},
+                       sl::CommandContext{{account, key}, "demo", ""});
+      }
+    }
+    rows = std::move(*ledger.view());
+  }
+  std::cout << "demo accounts (account_id site access_key_id access_key_secret):\n";
+  rows->scan("akey/", [&](std::string_view key, std::string_view account) {
+    std::string access_key(key.substr(5));
+    auto credentials = ledger.credentials(access_key);
+    auto row = sl::row_json(*rows, "acct/" + std::string(account));
+    if (credentials && row) {
+      std::cout << "  " << account << " " << (*row)["site"].get<std::string>() << " " << access_key << " "
+                << credentials->second << "\n";
+    }
+    return true;
+  });
+  std::cout.flush();
+  return 0;
+}
+
+int serve(const std::string& data, const std::string& listen, bool demo, std::string admin_token, int heartbeat_ms,
+          int image_quota, int image_build_ms, int threads) {
+  // Block the stop signals before any thread starts, then wait for them here.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  sl::LedgerOptions options;
+  options.limits.image_quota = image_quota;
+  options.progress = [](std::uint64_t seq) { log_line("info", "replaying log", "seq=" + std::to_string(seq)); };
+  auto ledger = sl::Ledger::open(data, options);
+  if (!ledger) {
+    log_line("error", "cannot open ledger", "code=" + ledger.error().code + " detail=\"" + ledger.error().message + "\"");
+    return 2;
+  }
+  if (admin_token.empty()) admin_token = sl::api::new_access_key_secret();
+  std::cout << "admin token: " << admin_token << "\n";
+  if (demo && print_or_create_demo(**ledger) != 0) return 2;
+
+  sl::api::ServiceOptions service_options{admin_token, std::chrono::milliseconds(image_build_ms)};
+  sl::api::Service service(**ledger, service_options);
+  sl::api::HttpServerOptions http_options;
+  http_options.listen = listen;
+  http_options.threads = threads;
+  sl::api::HttpServer server(
+      http_options, [&service](sl::api::Request&& req, const sl::api::PeerInfo& peer,
+                               sl::api::Responder respond) { service.handle(std::move(req), peer, std::move(respond)); });
+  service.set_scheduler([&server](std::chrono::milliseconds delay, std::function<void()> fn) {
+    auto timer = std::make_shared<boost::asio::steady_timer>(server.io(), delay);
+    timer->async_wait([timer, fn = std::move(fn)](const boost::system::error_code& ec) {
+      if (!ec) fn();
+    });
+  });
+  (void)heartbeat_ms;
+  if (auto s = server.start(); !s) {
+    log_line("error", "cannot listen", "listen=" + listen + " detail=\"" + s.error().message + "\"");
+    return 2;
+  }
+  auto head = (*ledger)->head();
+  log_line("info", "serving", "listen=" + listen + " port=" + std::to_string(server.port()) + " data=" + data +
+                                  " head_seq=" + std::to_string(head.seq));
+  std::cout << "listening on http://127.0.0.1:" << server.port() << std::endl;
+
+  int signal = 0;
+  sigwait(&stop_signals, &signal);
+  log_line("info", "stopping", "signal=" + std::to_string(signal));
+  server.stop();
+  (*ledger)->stop();
+  log_line("info", "stopped", "head_seq=" + std::to_string((*ledger)->head().seq));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"shareledger: an event-sourced ledger for sharing custom images, ECS-compatible"};
+  app.require_subcommand(1);
+  auto* serve_cmd = app.add_subcommand("serve", "Run the HTTP server");
+  std::string data = "./data", listen = "127.0.0.1:8080", admin_token;
+  bool demo = false;
+  int heartbeat_ms = 5000, image_quota = 100, image_build_ms = 0, threads = 0;
+  serve_cmd->add_option("--data", data, "RocksDB directory")->capture_default_str();
+  serve_cmd->add_option("--listen", listen, "host:port to listen on (port 0 = ephemeral)")->capture_default_str();
+  serve_cmd->add_flag("--demo", demo, "Register demo accounts on an empty database and print all credentials");
+  serve_cmd->add_option("--admin-token", admin_token, "Bearer token for the native admin routes (random if empty)");
+  serve_cmd->add_option("--heartbeat-ms", heartbeat_ms, "Feed heartbeat interval")->capture_default_str();
+  serve_cmd->add_option("--image-quota", image_quota, "Custom images per account per region")->capture_default_str();
+  serve_cmd->add_option("--image-build-ms", image_build_ms, "Time new images stay Creating")->capture_default_str();
+  serve_cmd->add_option("--threads", threads, "HTTP threads (0 = one per core)")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  return serve(data, listen, demo, admin_token, heartbeat_ms, image_quota, image_build_ms, threads);
+}
