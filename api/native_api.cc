@@ -7,7 +7,7 @@
 #include "api/ids.h"
 #include "api/param_rules.h"
 #include "api/service.h"
-#include "api/time_format.h"
+#include "events/time_format.h"
 #include "events/codec.h"
 #include "events/entities.h"
 

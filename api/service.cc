@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "api/ids.h"
-#include "api/time_format.h"
+#include "events/time_format.h"
 
 namespace sl::api {
 namespace {

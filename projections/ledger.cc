@@ -77,9 +77,9 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& dir, LedgerOptio
   };
   Head head{ledger->state_.head_seq, ledger->state_.head_time_us, ledger->state_.head_hash};
   ledger->committer_ = std::make_unique<GroupCommitter>(*ledger->store_, head, std::move(hooks));
-  if (head.seq == 0) {
-    if (auto s = ledger->seed_catalog(); !s) return s.error();
-  }
+  // Seeding is idempotent (a present image is a no-op), so it runs at every
+  // open: a crash between two seed writes must not leave the catalog short.
+  if (auto s = ledger->seed_catalog(); !s) return s.error();
   return ledger;
 }
 

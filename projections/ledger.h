@@ -5,7 +5,8 @@
 // changed, all in the group's one WriteBatch; the caller hears back only after
 // that batch is synced (GroupCommitter). At open, State is rebuilt by replaying
 // the verified log; stored projections are rebuilt too when kProjectionVersion
-// changed. An empty log gets the built-in catalog.
+// changed. Every open seeds the part of the built-in catalog the log lacks
+// (all of it for an empty log).
 //
 // Thread safety: submit()/execute()/reads from any thread. State is touched only
 // by the writer thread (and by open() before it starts).

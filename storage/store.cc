@@ -130,7 +130,11 @@ Result<Head> Store::head(const rocksdb::Snapshot* snapshot) const {
     return h;
   }
   auto decoded = decode_event(std::string_view(it->value().data(), it->value().size()));
-  if (!decoded) return make_error(500, "CorruptEvent", "head event: " + decoded.error().message);
+  if (!decoded) {
+    // Name the seq like scan_verified() does: the key says which event it is.
+    std::string seq = it->key().size() == 8 ? std::to_string(read_be64(std::string_view(it->key().data(), 8))) : "?";
+    return make_error(500, "CorruptEvent", "seq " + seq + ": head event: " + decoded.error().message);
+  }
   h.seq = decoded->seq;
   h.time_us = decoded->time_us;
   h.hash = decoded->hash;

@@ -8,13 +8,13 @@
 #include "api/http_server.h"
 #include "api/ids.h"
 #include "api/service.h"
-#include "api/time_format.h"
+#include "events/time_format.h"
 
 namespace {
 
 // One structured log line: ts=... level=... msg=... key=value...
 void log_line(const std::string& level, const std::string& msg, const std::string& fields = "") {
-  std::cerr << "ts=" << sl::api::rfc3339_micros(sl::now_micros()) << " level=" << level << " msg=\"" << msg << "\""
+  std::cerr << "ts=" << sl::rfc3339_micros(sl::now_micros()) << " level=" << level << " msg=\"" << msg << "\""
             << (fields.empty() ? "" : " " + fields) << std::endl;
 }
 

@@ -135,6 +135,11 @@ class LedgerTest : public ::testing::Test {
     EXPECT_TRUE(r.ok()) << describe(r.error());
     return r.ok() ? std::move(*r) : Commit{};
   }
+  // Presence rows (own/, iimg/, agrant/ ...) may hold an empty value.
+  bool present(const std::string& key) {
+    auto view = ledger_->view();
+    return view.ok() && (*view)->get(key).has_value();
+  }
   Error fails(Command command) {
     auto r = ledger_->execute(std::move(command));
     EXPECT_FALSE(r.ok());
@@ -187,7 +192,8 @@ class LedgerTest : public ::testing::Test {
     share(a, x, {b});      // unblocks it
     share(a, x, {}, {b});
     ok(DeleteImage{a, kRegion, x, true});
-    ok(ReplaceSystemDisk{b, on_x, system_image(kRegion), ids_.disk()});
+    std::string new_disk = ids_.disk();
+    ok(ReplaceSystemDisk{b, on_x, system_image(kRegion), new_disk});  // unblocks it
 
     std::string y = custom_image(a);
     std::string dir = ids_.directory(), root = ids_.root(), folder = ids_.folder(), hs = ids_.handshake();
@@ -201,10 +207,7 @@ class LedgerTest : public ::testing::Test {
     ok(CreateResourceShare{a, rs, "to team", {y}, {folder}, false});
     std::string on_y = instance(d, y);
     ok(RemoveAccount{a, d});  // d loses the grant: its instance is blocked
-    ok(ReInitDisk{b, ledger_->store().get(ledger_->store().proj(), "inst/" + on_x).value()
-                         ? Json::parse(**ledger_->store().get(ledger_->store().proj(), "inst/" + on_x))["disk_id"]
-                               .get<std::string>()
-                         : ""});
+    ok(ReInitDisk{b, new_disk});
     ok(DeleteInstance{b, on_x});
     (void)on_y;
   }
@@ -283,7 +286,7 @@ TEST_F(LedgerTest, RowsAreVisibleAsSoonAsExecuteReturns) {
   auto grant = row("grant/" + x + "/" + b);
   ASSERT_TRUE(grant);
   EXPECT_TRUE((*grant)["sources"].contains("account"));
-  EXPECT_TRUE(row("agrant/" + b + "/" + x));
+  EXPECT_TRUE(present("agrant/" + b + "/" + x));
   EXPECT_EQ(row("recip/" + x)->at("direct"), 1);
 
   std::string on_x = instance(b, x);
@@ -291,7 +294,7 @@ TEST_F(LedgerTest, RowsAreVisibleAsSoonAsExecuteReturns) {
   ASSERT_TRUE(inst);
   EXPECT_EQ((*inst)["image_id"], x);
   EXPECT_EQ((*inst)["reinit_blocked"], false);
-  EXPECT_TRUE(row("iimg/" + x + "/" + on_x));
+  EXPECT_TRUE(present("iimg/" + x + "/" + on_x));
 
   Commit unshared = share(a, x, {}, {b});
   EXPECT_FALSE(row("grant/" + x + "/" + b));
@@ -456,7 +459,9 @@ TEST_F(LedgerTest, AsOfReadsEqualAReplayToThatSeq) {
       auto live = image_permissions(**view, image, admin);
       auto want = image_permissions(fresh, image, admin);
       ASSERT_EQ(live.ok(), want.ok()) << image << " as of " << seq;
-      if (live.ok()) EXPECT_EQ(*live, *want) << image << " as of " << seq;
+      if (live.ok()) {
+        EXPECT_EQ(*live, *want) << image << " as of " << seq;
+      }
       for (const auto& account : accounts) {
         auto got = check_access(**view, account, image, admin);
         auto expected = check_access(fresh, account, image, admin);

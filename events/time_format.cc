@@ -1,9 +1,9 @@
-#include "api/time_format.h"
+#include "events/time_format.h"
 
 #include <chrono>
 #include <cstdio>
 
-namespace sl::api {
+namespace sl {
 namespace {
 
 using namespace std::chrono;
@@ -83,4 +83,4 @@ std::optional<std::int64_t> parse_rfc3339(std::string_view s) {
   return duration_cast<microseconds>(t.time_since_epoch()).count() + fraction;
 }
 
-}  // namespace sl::api
+}  // namespace sl

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace sl::api {
+namespace sl {
 
 // "yyyy-MM-ddTHH:mm:ssZ", the ECS format (SharedTime, CreationTime).
 std::string ecs_time(std::int64_t micros);
@@ -17,4 +17,4 @@ std::string rfc3339_micros(std::int64_t micros);
 // allowed) into microseconds; nullopt when malformed.
 std::optional<std::int64_t> parse_rfc3339(std::string_view text);
 
-}  // namespace sl::api
+}  // namespace sl
