@@ -66,9 +66,9 @@ struct PeerInfo {
   unsigned short remote_port = 0;
 };
 
-// Called on an io thread, once per request. Must not block: hand long work
-// elsewhere and call `respond` later. Exceptions are caught and answered
-// with 500 InternalError.
+// Called on an io thread, once per request; `peer` is valid only during the
+// call. Must not block: hand long work elsewhere and call `respond` later.
+// Exceptions are caught and answered with 500 InternalError.
 using RequestHandler =
     std::function<void(Request&& req, const PeerInfo& peer, Responder respond)>;
 

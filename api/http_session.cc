@@ -358,7 +358,16 @@ void HttpSession::on_response(std::uint64_t gen, Response res) {
   res.version(req_version_);
   res.set(http::field::server, "shareledger");
   res.keep_alive(req_keep_alive_ && !handler_close && !core_->draining);
-  res.prepare_payload();
+  try {
+    res.prepare_payload();  // throws for a body on 1xx/204/304
+  } catch (const std::exception&) {
+    const bool keep_alive = res.keep_alive();
+    res = internal_error();
+    res.version(req_version_);
+    res.set(http::field::server, "shareledger");
+    res.keep_alive(keep_alive);
+    res.prepare_payload();
+  }
   if (req_head_) res.body().clear();  // Content-Length still describes the GET answer
   res_.emplace(std::move(res));
   do_write();

@@ -68,25 +68,6 @@ struct NativeRoute {
   }
 };
 
-// An event a non-admin may see: its own actions, events naming it (grants to
-// it, its account), and events about images it owns (not other accounts' instances).
-bool event_visible(const RowView& rows, const Event& e, const std::string& account) {
-  if (e.actor.account_id == account) return true;
-  auto entities = touched_entities(e);
-  if (std::find(entities.begin(), entities.end(), account) != entities.end()) return true;
-  bool instance_event = std::holds_alternative<InstanceCreated>(e.data) ||
-                        std::holds_alternative<SystemDiskReplaced>(e.data) ||
-                        std::holds_alternative<SystemDiskReinitialized>(e.data) ||
-                        std::holds_alternative<InstanceDeleted>(e.data);
-  if (instance_event) return false;
-  for (const auto& id : entities) {
-    if (id.rfind("m-", 0) != 0) continue;
-    auto image = row_json(rows, "img/" + id);
-    if (image && (*image)["owner"] == account) return true;
-  }
-  return false;
-}
-
 void get_head(NativeRoute r) {
   auto view = r.view();
   if (!view) return r.bad(view.error());

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include "events/entities.h"
+
 namespace sl {
 namespace {
 
@@ -231,6 +233,25 @@ std::vector<Json> usable_images(const RowView& view, const std::string& account_
   each_id("agrant/" + account_id + "/", [&](const std::string& id) { add(id, "others"); });
   each_id("pub/", [&](const std::string& id) { add(id, "others"); });
   return out;
+}
+
+// An event a non-admin may see: its own actions, events naming it (grants to
+// it, its account), and events about images it owns (not other accounts' instances).
+bool event_visible(const RowView& rows, const Event& e, const std::string& account) {
+  if (e.actor.account_id == account) return true;
+  auto entities = touched_entities(e);
+  if (std::find(entities.begin(), entities.end(), account) != entities.end()) return true;
+  bool instance_event = std::holds_alternative<InstanceCreated>(e.data) ||
+                        std::holds_alternative<SystemDiskReplaced>(e.data) ||
+                        std::holds_alternative<SystemDiskReinitialized>(e.data) ||
+                        std::holds_alternative<InstanceDeleted>(e.data);
+  if (instance_event) return false;
+  for (const auto& id : entities) {
+    if (id.rfind("m-", 0) != 0) continue;
+    auto image = row_json(rows, "img/" + id);
+    if (image && (*image)["owner"] == account) return true;
+  }
+  return false;
 }
 
 }  // namespace sl

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "events/event.h"
 #include "events/result.h"
 #include "storage/row_view.h"
 #include "storage/store.h"
@@ -58,5 +59,10 @@ std::vector<Json> usable_images(const RowView& view, const std::string& account_
 
 // Sources through which `account_id` may use the image row `image` (empty = none).
 std::vector<std::string> access_sources(const RowView& view, const Json& image, const std::string& account_id);
+
+// Feed and /v1/events scoping: may `account_id` see this event? Its own actions,
+// events naming it (grants to it, its account) and events about images it owns,
+// but never another account's instance events.
+bool event_visible(const RowView& view, const Event& e, const std::string& account_id);
 
 }  // namespace sl

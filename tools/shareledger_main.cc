@@ -5,6 +5,7 @@
 #include <iostream>
 #include <thread>
 
+#include "api/feed.h"
 #include "api/http_server.h"
 #include "api/ids.h"
 #include "api/service.h"
@@ -89,16 +90,21 @@ int serve(const std::string& data, const std::string& listen, bool demo, std::st
   sl::api::HttpServerOptions http_options;
   http_options.listen = listen;
   http_options.threads = threads;
+  std::unique_ptr<sl::api::FeedHub> feed;  // needs the server's io_context, so made right after it
   sl::api::HttpServer server(
-      http_options, [&service](sl::api::Request&& req, const sl::api::PeerInfo& peer,
-                               sl::api::Responder respond) { service.handle(std::move(req), peer, std::move(respond)); });
+      http_options,
+      [&service](sl::api::Request&& req, const sl::api::PeerInfo& peer, sl::api::Responder respond) {
+        service.handle(std::move(req), peer, std::move(respond));
+      },
+      [&feed](boost::beast::tcp_stream&& stream, sl::api::Request&& req) { feed->accept(std::move(stream), std::move(req)); });
+  feed = std::make_unique<sl::api::FeedHub>(service, server.io(), std::chrono::milliseconds(heartbeat_ms));
+  (*ledger)->set_on_committed([&feed](const std::vector<sl::Event>& events) { feed->publish(events); });
   service.set_scheduler([&server](std::chrono::milliseconds delay, std::function<void()> fn) {
     auto timer = std::make_shared<boost::asio::steady_timer>(server.io(), delay);
     timer->async_wait([timer, fn = std::move(fn)](const boost::system::error_code& ec) {
       if (!ec) fn();
     });
   });
-  (void)heartbeat_ms;
   if (auto s = server.start(); !s) {
     log_line("error", "cannot listen", "listen=" + listen + " detail=\"" + s.error().message + "\"");
     return 2;
@@ -113,6 +119,7 @@ int serve(const std::string& data, const std::string& listen, bool demo, std::st
   log_line("info", "stopping", "signal=" + std::to_string(signal));
   server.stop();
   (*ledger)->stop();
+  (*ledger)->set_on_committed(nullptr);
   log_line("info", "stopped", "head_seq=" + std::to_string((*ledger)->head().seq));
   return 0;
 }

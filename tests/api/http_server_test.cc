@@ -602,6 +602,22 @@ TEST_F(HttpServerTest, ThrowingHandlerAnswers500) {
   EXPECT_NE(res.body().find("\"Code\":\"InternalError\""), std::string::npos);
 }
 
+TEST_F(HttpServerTest, BodyOnA204IsAnswered500InsteadOfBreakingTheSession) {
+  Start([](Request&& req, const PeerInfo&, Responder respond) {
+    Response res{req.target() == "/bad" ? http::status::no_content : http::status::ok, 11};
+    res.body() = "not allowed on 204";
+    respond(std::move(res));
+  });
+  TestClient c(port());
+  Response res;
+  ASSERT_FALSE(c.Send(MakeRequest(http::verb::get, "/bad")));
+  ASSERT_FALSE(c.Read(res));
+  EXPECT_EQ(res.result(), http::status::internal_server_error);
+  ASSERT_FALSE(c.Send(MakeRequest(http::verb::get, "/good")));
+  ASSERT_FALSE(c.Read(res));
+  EXPECT_EQ(res.result(), http::status::ok);
+}
+
 TEST_F(HttpServerTest, WebSocketUpgradeReachesTheUpgradeHandler) {
   struct Feed {
     explicit Feed(beast::tcp_stream&& s) : ws(std::move(s)) {}

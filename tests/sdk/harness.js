@@ -44,12 +44,19 @@ const HTTP_TIMEOUT_MS = 15000;
 const REGION = 'cn-hangzhou';
 const OTHER_REGION = 'cn-shanghai';
 
-const live = new Set();  // child processes still running; killed on exit no matter what
-process.on('exit', () => {
-  for (const child of live) {
+// Child processes still running (-> their data dir): killed and removed on exit no matter what.
+const live = new Map();
+function killAll() {
+  for (const [child, dir] of live) {
     try { child.kill('SIGKILL'); } catch (_) { /* already gone */ }
+    try { fs.rmSync(dir, { recursive: true, force: true }); } catch (_) { /* best effort */ }
   }
-});
+  live.clear();
+}
+process.on('exit', killAll);
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => { killAll(); process.exit(128 + (signal === 'SIGINT' ? 2 : 15)); });
+}
 
 // ---- plain HTTP -------------------------------------------------------------
 
@@ -155,7 +162,7 @@ async function startServer(options = {}) {
   if (options.imageBuildMs !== undefined) args.push('--image-build-ms', String(options.imageBuildMs));
   if (options.extraArgs) args.push(...options.extraArgs);
   const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  live.add(child);
+  live.set(child, dir);
   let log = '';
   const keep = (chunk) => { log = (log + chunk.toString('utf8')).slice(-20000); };
   child.stderr.on('data', keep);
