@@ -22,12 +22,18 @@ std::shared_ptr<const std::string> frame_of(const Json& j) {
   return std::make_shared<const std::string>(j.dump(-1, ' ', false, Json::error_handler_t::replace));
 }
 
+constexpr std::string_view kFramePrefix = "{\"kind\":\"event\",\"event\":";
+
+std::shared_ptr<const std::string> event_frame(std::string_view envelope) {
+  std::string frame(kFramePrefix);
+  frame.append(envelope);
+  frame.push_back('}');
+  return std::make_shared<const std::string>(std::move(frame));
+}
+
 std::shared_ptr<const FeedEvent> feed_event(Event e, std::string_view stored) {
   auto fe = std::make_shared<FeedEvent>();
-  std::string frame = "{\"kind\":\"event\",\"event\":";
-  frame.append(stored);
-  frame.push_back('}');
-  fe->frame = std::make_shared<const std::string>(std::move(frame));
+  fe->frame = event_frame(stored);
   fe->event = std::move(e);
   return fe;
 }
@@ -186,7 +192,7 @@ class FeedSession : public std::enable_shared_from_this<FeedSession> {
 
   // Fills the send queue from the ring or RocksDB, or parks at the tail.
   void pump() {
-    if (!subscribed_ || closing_ || writing_ || parked_) return;
+    if (!subscribed_ || closing_ || closing_after_write_ || writing_ || parked_) return;
     while (queue_.empty()) {
       std::uint64_t head = hub_.head();
       if (next_ > head) {
@@ -222,10 +228,7 @@ class FeedSession : public std::enable_shared_from_this<FeedSession> {
       if (seq != next_) return false;  // never skip a seq
       auto e = decode_event(bytes);
       if (!e) return false;
-      std::string frame = "{\"kind\":\"event\",\"event\":";
-      frame.append(bytes);
-      frame.push_back('}');
-      offer(*e, std::make_shared<const std::string>(std::move(frame)));
+      offer(*e, event_frame(bytes));
       return ++seen < max;
     });
     if (!status) {
@@ -243,7 +246,12 @@ class FeedSession : public std::enable_shared_from_this<FeedSession> {
     if (!filter_.matches(e, entities)) return;
     if (!call_.admin) {
       if (!rows_) rows_ = std::move(*hub_.service().ledger().view());
-      if (!event_visible(*rows_, e, call_.caller)) return;
+      // The envelope is inside the frame: {"kind":"event","event":<envelope>}.
+      std::string_view stored(*frame);
+      stored = stored.substr(kFramePrefix.size(), stored.size() - kFramePrefix.size() - 1);
+      auto scoped = envelope_for(*rows_, e, stored, call_.caller);
+      if (!scoped) return;
+      if (scoped->size() != stored.size() || *scoped != stored) frame = event_frame(*scoped);
     }
     enqueue(std::move(frame));
   }
@@ -282,14 +290,15 @@ class FeedSession : public std::enable_shared_from_this<FeedSession> {
     });
   }
 
-  // Error frame, then close (1008 policy error).
+  // Error frame, then close (1008 policy error). A frame already being written
+  // stays at the front until its on_write pops it (one write at a time on a
+  // websocket stream, and its buffer must live until then); the rest is dropped.
   void fail_with(const std::string& code, const std::string& message) {
     if (closing_after_write_) return;
-    queue_.clear();
+    queue_.erase(writing_ ? std::next(queue_.begin()) : queue_.begin(), queue_.end());
     closing_after_write_ = true;
     enqueue(frame_of(Json{{"kind", "error"}, {"code", code}, {"message", message}}));
-    writing_ = false;
-    write_front();
+    write_front();  // no-op while a write is in flight: on_write continues with the error frame
   }
 
   void close_now(websocket::close_code code) {
@@ -331,6 +340,7 @@ void FeedHub::publish(const std::vector<Event>& events) {
       std::lock_guard lock(mu_);
       for (const Event& e : events) {
         if (e.seq != head_ + 1) {  // a gap (cannot happen) or a replay: restart the ring
+          fprintf(stderr, "TEMP-REORDER seq=%llu head=%llu\n", (unsigned long long)e.seq, (unsigned long long)head_);
           ring_.clear();
         }
         ring_.push_back(feed_event(e, encode_event(e)));

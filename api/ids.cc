@@ -23,7 +23,9 @@ constexpr std::string_view kAlnum = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFG
 
 }  // namespace
 
-std::string new_account_id() { return draw("123456789", 1) + draw("0123456789", 15); }
+// A leading "1" keeps ids below 2^53, as real Alibaba Cloud ids are: the
+// official SDK parses ImageOwnerId into a JavaScript number.
+std::string new_account_id() { return "1" + draw("0123456789", 15); }
 std::string new_access_key_id() { return "LTAI" + draw(kAlnum, 20); }
 std::string new_access_key_secret() { return draw(kAlnum, 30); }
 std::string new_image_id() { return "m-" + draw(kLower, 20); }

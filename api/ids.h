@@ -7,7 +7,7 @@
 
 namespace sl::api {
 
-std::string new_account_id();      // 16 decimal digits, no leading zero
+std::string new_account_id();      // 16 decimal digits starting with 1 (below 2^53)
 std::string new_access_key_id();   // "LTAI" + 20 alnum
 std::string new_access_key_secret();  // 30 alnum
 std::string new_image_id();        // "m-" + 20 lowercase alnum

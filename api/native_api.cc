@@ -104,7 +104,13 @@ void get_events(NativeRoute r) {
     if (seq > until || emitted >= limit) return false;
     if (!r.call->admin) {
       auto e = decode_event(bytes);
-      if (!e || !event_visible(**view, *e, r.call->caller)) return true;
+      if (!e) return true;
+      auto scoped = envelope_for(**view, *e, bytes, r.call->caller);
+      if (!scoped) return true;
+      body.append(*scoped);
+      body.push_back('\n');
+      ++emitted;
+      return true;
     }
     body.append(bytes);
     body.push_back('\n');

@@ -38,6 +38,7 @@ struct Commit {
 
 struct LedgerOptions {
   Limits limits;
+  rocksdb::Env* env = nullptr;  // tests inject IO failures
   std::function<void(std::uint64_t)> progress;  // replay progress at open
 };
 
@@ -45,7 +46,7 @@ class Ledger {
  public:
   using Callback = std::function<void(Result<Commit>)>;
 
-  // OK: an open ledger. 503 StorageError: cannot open. 500 CorruptEvent: the
+  // OK: an open ledger. 503 ServiceUnavailable: cannot open. 500 CorruptEvent: the
   // log fails verification (message names the first bad seq).
   static Result<std::unique_ptr<Ledger>> open(const std::string& dir, LedgerOptions options = {});
   ~Ledger();  // drains pending commands, closes the database

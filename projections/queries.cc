@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "events/codec.h"
 #include "events/entities.h"
 
 namespace sl {
@@ -202,7 +203,14 @@ Result<Json> entity_history(const Store& store, const RowView& view, const std::
   for (std::uint64_t seq : *seqs) {
     auto bytes = store.event_bytes(seq);
     if (!bytes) return bytes.error();
-    if (*bytes) events.push_back(Json::parse(**bytes));
+    if (!*bytes) continue;
+    if (viewer.admin) {
+      events.push_back(Json::parse(**bytes));
+      continue;
+    }
+    auto e = decode_event(**bytes);
+    if (!e) return e.error();
+    if (auto scoped = envelope_for(view, *e, **bytes, viewer.account_id)) events.push_back(Json::parse(*scoped));
   }
   return Json{{kind + "_id", id}, {"seq", view.seq()}, {"events", events}};
 }
@@ -252,6 +260,40 @@ bool event_visible(const RowView& rows, const Event& e, const std::string& accou
     if (image && (*image)["owner"] == account) return true;
   }
   return false;
+}
+
+
+std::optional<std::string> envelope_for(const RowView& view, const Event& e, std::string_view stored,
+                                        const std::string& account_id) {
+  if (!event_visible(view, e, account_id)) return std::nullopt;
+  if (e.actor.account_id == account_id) return std::string(stored);
+  bool about_own_image = false;
+  for (const auto& id : touched_entities(e)) {
+    if (id.rfind("m-", 0) != 0) continue;
+    auto image = row_json(view, "img/" + id);
+    about_own_image = about_own_image || (image && (*image)["owner"] == account_id);
+  }
+  if (about_own_image) return std::string(stored);
+  Json j = Json::parse(stored);
+  j["actor"]["access_key_id"] = "";
+  Json& data = j["data"];
+  auto keep_only = [&](const char* field, const std::function<bool(const std::string&)>& mine) {
+    if (!data.contains(field)) return;
+    Json kept = Json::array();
+    for (const auto& v : data[field]) {
+      if (mine(v.get<std::string>())) kept.push_back(v);
+    }
+    data[field] = kept;
+  };
+  auto is_me = [&](const std::string& id) { return id == account_id; };
+  keep_only("accounts", is_me);
+  keep_only("targets", [&](const std::string& id) { return is_me(id) || !row_json(view, "acct/" + id); });
+  keep_only("blocked_instances", [&](const std::string& id) {
+    auto instance = row_json(view, "inst/" + id);
+    return instance && (*instance)["owner"] == account_id;
+  });
+  j["redacted"] = true;
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 }  // namespace sl

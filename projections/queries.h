@@ -65,4 +65,11 @@ std::vector<std::string> access_sources(const RowView& view, const Json& image, 
 // but never another account's instance events.
 bool event_visible(const RowView& view, const Event& e, const std::string& account_id);
 
+// What `account_id` may receive of a stored event: nothing (nullopt), the stored
+// envelope (its own actions and events about its own images), or, for events it
+// only appears in as a recipient, a copy that names no other account, instance
+// or access key, marked "redacted": true (its hash then no longer verifies).
+std::optional<std::string> envelope_for(const RowView& view, const Event& e, std::string_view stored,
+                                        const std::string& account_id);
+
 }  // namespace sl

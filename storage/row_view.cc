@@ -43,7 +43,12 @@ class RowsAsOf final : public RowView {
   RowsAsOf(const Store& store, std::uint64_t seq) : store_(store), seq_(seq) {}
 
   std::optional<std::string> get(std::string_view key) const override {
-    std::unique_ptr<rocksdb::Iterator> it(store_.db()->NewIterator(rocksdb::ReadOptions(), store_.hist()));
+    // One iterator serves every get of this view: creating one costs more than
+    // the seek itself, and more so the more sorted runs the family has. Its
+    // implicit snapshot is taken at the first get; every version <= seq_ is
+    // already written by then (seq_ <= head), so answers are unchanged.
+    if (!get_it_) get_it_.reset(store_.db()->NewIterator(rocksdb::ReadOptions(), store_.hist()));
+    rocksdb::Iterator* it = get_it_.get();
     std::string target = hist_key(key, seq_);
     it->SeekForPrev(target);
     if (!it->Valid()) return std::nullopt;
@@ -59,12 +64,13 @@ class RowsAsOf final : public RowView {
             const std::function<bool(std::string_view, std::string_view)>& fn) const override {
     std::unique_ptr<rocksdb::Iterator> it(store_.db()->NewIterator(rocksdb::ReadOptions(), store_.hist()));
     rocksdb::Slice p(prefix.data(), prefix.size());
-    std::string row;                     // row key of the group being read
-    std::optional<std::string> latest;   // its latest version <= seq_
+    std::string row;     // row key of the group being read
+    std::string latest;  // its latest version <= seq_, when `has_latest`
+    bool has_latest = false;
     auto flush = [&]() -> bool {
       bool go_on = true;
-      if (!row.empty() && latest) go_on = fn(row, *latest);
-      latest.reset();
+      if (!row.empty() && has_latest) go_on = fn(row, latest);
+      has_latest = false;
       return go_on;
     };
     for (it->Seek(p); it->Valid() && it->key().starts_with(p); it->Next()) {
@@ -76,7 +82,12 @@ class RowsAsOf final : public RowView {
         if (!flush()) return;
         row.assign(key);
       }
-      if (version <= seq_) latest = present(it->value());
+      if (version <= seq_) {
+        // Reuses latest's buffer: only the last version <= seq_ of a row is kept.
+        rocksdb::Slice v = it->value();
+        has_latest = v.size() > 0 && v[0] == 'P';
+        if (has_latest) latest.assign(v.data() + 1, v.size() - 1);
+      }
     }
     flush();
   }
@@ -91,6 +102,8 @@ class RowsAsOf final : public RowView {
 
   const Store& store_;
   std::uint64_t seq_;
+  // get()'s iterator (scan() uses its own: fn may call get() mid-scan).
+  mutable std::unique_ptr<rocksdb::Iterator> get_it_;
 };
 
 }  // namespace

@@ -13,7 +13,7 @@ namespace {
 const char* const kCfNames[] = {"default", "events", "proj", "hist", "idx", "secrets"};
 
 Error storage_error(const rocksdb::Status& s, std::string_view what) {
-  return make_error(503, "StorageError", std::string(what) + ": " + s.ToString());
+  return make_error(503, "ServiceUnavailable", "storage: " + std::string(what) + ": " + s.ToString());
 }
 
 rocksdb::Slice slice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
@@ -51,8 +51,10 @@ std::string time_key(std::int64_t time_us, std::uint64_t seq) {
   return "t" + be64(static_cast<std::uint64_t>(time_us)) + be64(seq);
 }
 
-Result<std::unique_ptr<Store>> Store::open(const std::string& dir, OpenMode mode, const std::string& secondary_dir) {
+Result<std::unique_ptr<Store>> Store::open(const std::string& dir, OpenMode mode, const std::string& secondary_dir,
+                                           rocksdb::Env* env) {
   rocksdb::Options options;
+  if (env) options.env = env;
   options.create_if_missing = mode == OpenMode::kReadWrite;
   options.create_missing_column_families = mode == OpenMode::kReadWrite;
   options.IncreaseParallelism(2);
@@ -98,16 +100,19 @@ Store::~Store() {
 }
 
 Status Store::write(rocksdb::WriteBatch& batch, bool sync) {
-  if (mode_ != OpenMode::kReadWrite) return make_error(503, "StorageError", "store is read-only");
+  if (mode_ != OpenMode::kReadWrite) return make_error(503, "ServiceUnavailable", "storage: store is read-only");
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   rocksdb::Status s = db_->Write(wo, &batch);
-  if (!s.ok()) {
-    // A failed write (ENOSPC, EIO) leaves RocksDB in a background-error state;
-    // Resume() clears it once the cause is gone, so later writes can succeed.
-    db_->Resume();
-    return storage_error(s, "write");
+  if (!s.ok() && db_->Resume().ok()) {
+    // The failure may be an earlier one's background error (RocksDB refuses
+    // writes until resumed); after a successful Resume() this batch gets a fresh
+    // try (rewriting the same keys is harmless if the first attempt landed).
+    // RocksDB 7.8 does not resume after a failed WAL append (ENOSPC): the
+    // database must be reopened, which Ledger does on its next write.
+    s = db_->Write(wo, &batch);
   }
+  if (!s.ok()) return storage_error(s, "write");
   return Ok{};
 }
 

@@ -50,10 +50,11 @@ struct Head {
 
 class Store {
  public:
-  // OK: an open store. 503 StorageError: RocksDB could not open `dir` (message says why).
+  // OK: an open store. 503 ServiceUnavailable: RocksDB could not open `dir` (message says why).
   // kSecondary needs `secondary_dir`, a private scratch directory.
+  // `env` replaces RocksDB's default environment (tests inject write failures).
   static Result<std::unique_ptr<Store>> open(const std::string& dir, OpenMode mode,
-                                             const std::string& secondary_dir = "");
+                                             const std::string& secondary_dir = "", rocksdb::Env* env = nullptr);
   ~Store();
 
   rocksdb::DB* db() const { return db_.get(); }
@@ -65,7 +66,10 @@ class Store {
   rocksdb::ColumnFamilyHandle* meta() const { return cf_[kMeta]; }
 
   // Writes atomically; sync=true waits for the WAL fsync.
-  // OK, or 503 StorageError (disk full, IO error: the batch is not applied).
+  // OK, or 503 ServiceUnavailable (disk full, IO error: the batch is not applied).
+  // After a failure RocksDB stops accepting writes; the next write first tries
+  // Resume(). A failed WAL append cannot be resumed in RocksDB 7.8: the store
+  // then keeps failing until it is reopened (see Ledger).
   Status write(rocksdb::WriteBatch& batch, bool sync);
 
   // Secondary mode: catch up with the primary's latest writes.

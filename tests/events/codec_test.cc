@@ -208,6 +208,18 @@ TEST(EventCodec, VerifyRejectsTheWrongPrevHash) {
   EXPECT_EQ(r.error().code, "InvalidEvent");
 }
 
+TEST(EventCodec, StoredPrevHashMustNameThePreviousEvent) {
+  // Bytes whose hash was computed over the real previous hash but whose text
+  // claims another prev_hash: the hash checks out, the link does not.
+  const std::string other = sha256_hex("some other event");
+  Event e = shared_event();
+  e.prev_hash = other;
+  std::string stored = seal_event(e);
+  std::string forged = replaced(stored, e.hash, independent_hash(kPrev, without_hash(stored)));
+  EXPECT_FALSE(verify_event_bytes(forged, kPrev).ok());
+  EXPECT_FALSE(verify_event_bytes(forged, other).ok());
+}
+
 TEST(EventCodec, VerifyRejectsBytesWithoutAHash) {
   Event e = shared_event();
   std::string stored = seal_event(e);

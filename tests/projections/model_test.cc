@@ -11,7 +11,9 @@
 // the stored proj family exactly.
 //
 // Seed: printed at start; SHARELEDGER_SEED overrides it. SHARELEDGER_MODEL_STEPS
-// overrides the number of commands.
+// overrides the number of commands. The database goes to /dev/shm when it has
+// room (this test is about the rules, not fsync latency; crash_test covers
+// durability), else to testing::TempDir(); TEST_TMPDIR, when set, wins.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -38,8 +40,8 @@ namespace sl {
 namespace {
 
 constexpr std::uint64_t kDefaultSeed = 20240611;
-constexpr int kDefaultSteps = 12000;
-constexpr int kCheckpointEvery = 2000;
+constexpr int kDefaultSteps = 10000;
+constexpr int kCheckpointEvery = 2500;
 constexpr int kImageQuota = 4;
 constexpr std::size_t kMaxAccounts = 72;
 constexpr std::size_t kMaxDirectories = 4;
@@ -49,6 +51,14 @@ const std::string kUnknownRegion = "cn-beijing";  // a real region, not configur
 std::uint64_t env_number(const char* name, std::uint64_t fallback) {
   const char* v = std::getenv(name);
   return v && *v ? std::stoull(v) : fallback;
+}
+
+std::string scratch_root() {
+  if (std::getenv("TEST_TMPDIR")) return testing::TempDir();
+  std::error_code ec;
+  auto space = std::filesystem::space("/dev/shm", ec);
+  if (!ec && space.available > (std::uintmax_t{512} << 20)) return "/dev/shm/";
+  return testing::TempDir();
 }
 
 std::string describe(const Error& e) { return std::to_string(e.http) + " " + e.code + ": " + e.message; }
@@ -807,12 +817,14 @@ class ModelRun {
     for (step_ = 1; step_ <= steps; ++step_) {
       one_step();
       if (::testing::Test::HasFailure()) return;
-      if (step_ % kCheckpointEvery == 0) {
+      if (step_ % kCheckpointEvery == 0 || step_ == steps) {
+        auto t0 = std::chrono::steady_clock::now();
         verify_everything();
+        checkpoint_time_ += std::chrono::steady_clock::now() - t0;
         if (::testing::Test::HasFailure()) return;
       }
     }
-    verify_everything();
+    step_ = steps;
   }
 
   void print_summary(std::ostream& o) const {
@@ -821,6 +833,9 @@ class ModelRun {
       << ", instances live " << model_.instances.size() << ", shares " << model_.shares.size() << ", directories "
       << model_.directories.size() << ", pairs with both an account and a resource-share grant seen "
       << overlapping_grants_ << "\n";
+    auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+    o << "time: execute " << ms(execute_time_) << " ms, per-step checks " << ms(verify_time_) << " ms, checkpoints "
+      << ms(checkpoint_time_) << " ms\n";
     for (const auto& [key, n] : outcomes_) o << "  " << key << ": " << n << "\n";
   }
 
@@ -1240,7 +1255,9 @@ class ModelRun {
     const std::string what = "step " + std::to_string(step_) + ": " + describe(c) + context(c);
     Outcome want = model_.decide(c);
     const std::uint64_t before = ledger_.head().seq;
+    auto t0 = std::chrono::steady_clock::now();
     auto got = ledger_.execute(c);
+    execute_time_ += std::chrono::steady_clock::now() - t0;
     ++outcomes_[name_of(c) + " " + (got.ok() ? "ok" : got.error().code)];
     model_.touched_pairs.clear();
     model_.touched_images.clear();
@@ -1266,7 +1283,9 @@ class ModelRun {
       if (want.organization) model_.refresh_organization_grants();
       remember(c);
     }
+    auto t1 = std::chrono::steady_clock::now();
     verify_step(c);
+    verify_time_ += std::chrono::steady_clock::now() - t1;
   }
 
   // Keeps the generator's id pools in step with what now exists.
@@ -1425,6 +1444,7 @@ class ModelRun {
   std::vector<std::string> accounts_, catalog_, all_instances_, all_disks_;
   std::map<std::string, std::string> reasons_;  // instance -> expected reinit reason, last step
   std::map<std::string, int> outcomes_;
+  std::chrono::steady_clock::duration execute_time_{}, verify_time_{}, checkpoint_time_{};
   std::uint64_t pairs_checked_ = 0, recipients_checked_ = 0, instances_checked_ = 0, overlapping_grants_ = 0;
 };
 
@@ -1438,8 +1458,8 @@ std::map<std::string, std::string> proj_family(const Store& store) {
 TEST(ModelTest, RandomCommandsAgreeWithAReferenceModel) {
   const std::uint64_t seed = env_number("SHARELEDGER_SEED", kDefaultSeed);
   const int steps = static_cast<int>(env_number("SHARELEDGER_MODEL_STEPS", kDefaultSteps));
-  std::cout << "seed=" << seed << " steps=" << steps << std::endl;
-  const std::string dir = testing::TempDir() + "shareledger_model_" + std::to_string(::getpid());
+  std::cout << "seed=" << seed << " steps=" << steps << " (set SHARELEDGER_SEED to replay another run)" << std::endl;
+  const std::string dir = scratch_root() + "shareledger_model_" + std::to_string(::getpid());
   std::filesystem::remove_all(dir);
 
   LedgerOptions options;

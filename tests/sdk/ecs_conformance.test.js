@@ -119,7 +119,9 @@ for (const mode of h.MODES) {
       assert.ok(!(await imageIds(b)).includes(X));
       await expectError(launch(b, X), 404, 'InvalidImageId.NotFound');
 
-      await share(a, X, [B.id]);
+      const shared = await a.raw('ModifyImageSharePermission', { RegionId: REGION, ImageId: X, 'AddAccount.1': B.id });
+      assert.deepEqual(Object.keys(shared.body), ['RequestId'], 'ModifyImageSharePermission answers RequestId only');
+      assert.match(String(shared.headers['x-shareledger-seq']), /^\d+$/, 'a write carries x-shareledger-seq');
       self = await images(a, { imageOwnerAlias: 'self' });
       assert.equal(self[0].isSelfShared, 'True');
       const others = await images(b, { imageOwnerAlias: 'others' });
@@ -138,6 +140,13 @@ for (const mode of h.MODES) {
       assert.equal(inst.instances.instance.length, 1);
       assert.equal(inst.instances.instance[0].imageId, X);
       await b.reInitDisk({ diskId: disk });
+      // One instance, one disk: still arrays on the wire.
+      const rawInst = await b.raw('DescribeInstances', { RegionId: REGION });
+      assert.ok(Array.isArray(rawInst.body.Instances.Instance) && rawInst.body.Instances.Instance.length === 1);
+      assert.equal(rawInst.body.Instances.Instance[0].InstanceId, recipientInstance);
+      const rawDisk = await b.raw('DescribeDisks', { RegionId: REGION, InstanceId: recipientInstance, DiskType: 'system' });
+      assert.ok(Array.isArray(rawDisk.body.Disks.Disk) && rawDisk.body.Disks.Disk.length === 1);
+      assert.equal(rawDisk.body.Disks.Disk[0].DiskId, disk);
 
       // A recipient cannot re-share or copy it.
       await expectError(share(b, X, [C.id]), 404, 'InvalidImageId.NotFound');
@@ -208,6 +217,11 @@ for (const mode of h.MODES) {
       await expectError(c.reInitDisk({ diskId: cDisk }), 403, 'OperationDenied.ImageNotValid');
       const after = await a.raw('DescribeImageSharePermission', { RegionId: REGION, ImageId: P });
       assert.deepEqual(after.body.ShareGroups, { ShareGroup: [] });
+      await expectError(a.deleteImage({ regionId: REGION, imageId: P }), 403, 'ImageUsingByInstance');
+      await c.deleteInstance({ instanceId: cInstance });
+      await expectError(c.reInitDisk({ diskId: cDisk }), 404, 'InvalidDiskId.NotFound');
+      await a.deleteImage({ regionId: REGION, imageId: P });
+      await expectError(permissions(a, P), 404, 'InvalidImageId.NotFound');
     });
 
     test('ModifyImageSharePermission rule errors and atomicity', T, async () => {
@@ -233,8 +247,9 @@ for (const mode of h.MODES) {
       // Nothing of a failed call applied.
       assert.equal((await permissions(a, X)).totalCount, 0);
       assert.ok(!(await imageIds(b)).includes(X));
-      // A no-op call succeeds; re-adding is idempotent.
+      // A no-op call succeeds; re-adding is idempotent; removing a non-recipient (even unknown) is a no-op.
       await share(a, X, undefined, [B.id]);
+      await share(a, X, undefined, [unknown]);
       await share(a, X, [B.id]);
       await share(a, X, [B.id, B.id]);
       assert.equal((await permissions(a, X)).totalCount, 1);
@@ -326,6 +341,7 @@ for (const mode of h.MODES) {
         assert.equal(typeof acc.AliyunId, 'string');
         assert.ok(current.has(acc.AliyunId), `unexpected recipient ${acc.AliyunId}`);
         assert.match(acc.SharedTime, SHARED_TIME);
+        assert.ok(Math.abs(Date.parse(acc.SharedTime) - Date.now()) < 10 * 60 * 1000, `SharedTime ${acc.SharedTime} is not now`);
       }
       assert.equal(new Set(body.Accounts.Account.map((x) => x.AliyunId)).size, 50);
 
@@ -377,9 +393,33 @@ for (const mode of h.MODES) {
       await expectError(wrongSecret.describeImages({ regionId: REGION }), 400, 'SignatureDoesNotMatch');
       await expectError(wrongSecret.modifyImageSharePermission({ regionId: REGION, imageId: systemImage, addAccount: [B.id] }),
         400, 'SignatureDoesNotMatch');
+      // Extra parameters real clients send are accepted.
+      await a.describeImages({ regionId: REGION, ownerId: 1234567, resourceOwnerAccount: 'someone', ownerAccount: 'x', resourceOwnerId: 7 });
       // Tricky characters survive signing in both modes.
       const tricky = await images(a, { imageName: "my image *~!()' 中文+%&=/?" });
       assert.ok(Array.isArray(tricky));
+    });
+
+    test('freshness: reused nonce and skewed clock (SDK helpers pinned as in make_vectors.js)', T, async () => {
+      const Utils = require('@alicloud/openapi-core/dist/utils').default;
+      const { getNonce, getTimestamp } = Utils;
+      try {
+        const nonce = `nonce-${mode}-${h.randomAlnum(16)}`;
+        Utils.getNonce = () => nonce;
+        await a.describeImages({ regionId: REGION });
+        await expectError(a.describeImages({ regionId: REGION }), 400, 'SignatureNonceUsed');
+        // Another key may use the same nonce.
+        await b.describeImages({ regionId: REGION });
+        Utils.getNonce = getNonce;
+        Utils.getTimestamp = () => new Date(Date.now() - 20 * 60 * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+        await expectError(a.describeImages({ regionId: REGION }), 400, 'InvalidTimeStamp.Expired');
+        Utils.getTimestamp = () => new Date(Date.now() + 20 * 60 * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+        await expectError(a.describeImages({ regionId: REGION }), 400, 'InvalidTimeStamp.Expired');
+      } finally {
+        Utils.getNonce = getNonce;
+        Utils.getTimestamp = getTimestamp;
+      }
+      await a.describeImages({ regionId: REGION });
     });
 
     test('QuotaExceed.Image with --image-quota 1', T, async () => {
@@ -429,3 +469,25 @@ for (const mode of h.MODES) {
     });
   });
 }
+
+// The ECS SDK's response model types ImageOwnerId as a number and parses the
+// server's string with parseInt: account ids must stay below 2^53 (real
+// Alibaba Cloud uids start with 1), or the SDK reports a wrong owner.
+describe('ImageOwnerId survives the SDK model', { timeout: 60000 }, () => {
+  let server;
+  before(async () => { server = await h.startServer(); });
+  after(async () => { if (server) await server.stop(); });
+
+  test('every account id is below 2^53 and is read back exactly by the SDK', T, async () => {
+      const batch = await server.createAccounts(40, 'cn');
+      for (const x of batch) assert.ok(BigInt(x.id) < 2n ** 53n, `account id ${x.id} is above 2^53`);
+      const owner = batch.find((x) => BigInt(x.id) % 2n === 1n) || batch[0];
+      const c = h.ecs(server, owner, 'acs3');
+      const sys = (await images(c, { imageOwnerAlias: 'system' }))[0].imageId;
+      const mine = await customImage(c, sys, 'big-owner');
+      const raw = await c.raw('DescribeImages', { RegionId: REGION, ImageId: mine });
+      assert.equal(raw.body.Images.Image[0].ImageOwnerId, owner.id, 'the wire carries the id as a string');
+      const [model] = await images(c, { imageId: mine });
+      assert.equal(String(model.imageOwnerId), owner.id, `the SDK reads ImageOwnerId ${owner.id} as ${model.imageOwnerId}`);
+    });
+});

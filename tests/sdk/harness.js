@@ -222,9 +222,12 @@ function rpcParams(action, version) {
   });
 }
 
-async function rawCall(client, action, version, query) {
-  const request = new OpenApi.$OpenApiUtil.OpenApiRequest({ query: OpenApi.OpenApiUtil.query(query || {}) });
-  return client.callApi(rpcParams(action, version), request, runtime());
+// body (optional): parameters sent as an application/x-www-form-urlencoded body
+// (the SDK streams it chunked and signs it with the query).
+async function rawCall(client, action, version, query, body) {
+  const fields = { query: OpenApi.OpenApiUtil.query(query || {}) };
+  if (body) fields.body = OpenApi.OpenApiUtil.query(body);
+  return client.callApi(rpcParams(action, version), new OpenApi.$OpenApiUtil.OpenApiRequest(fields), runtime());
 }
 
 // The official ECS client. `c.fooBar(params)` == SDK's fooBarWithOptions(new FooBarRequest(params)).body.
@@ -256,7 +259,7 @@ function rpc(server, account, mode, extra) {
     client,
     account,
     call: async (action, version, query) => (await rawCall(client, action, version, query)).body,
-    raw: (action, version, query) => rawCall(client, action, version, query),
+    raw: (action, version, query, body) => rawCall(client, action, version, query, body),
     sharing: async (action, query) => (await rawCall(client, action, SHARING, query)).body,
     manager: async (action, query) => (await rawCall(client, action, MANAGER, query)).body,
   };
@@ -322,6 +325,9 @@ async function expectError(promise, statusCode, code, messageIncludes) {
   assert.equal(error.data.Code, code);
   assert.match(String(error.data.RequestId || ''), /.+/, `${code}: error body has no RequestId`);
   assert.equal(typeof error.data.Message, 'string');
+  for (const key of ['RequestId', 'HostId', 'Code', 'Message', 'Recommend']) {
+    assert.ok(key in error.data, `${code}: error body lacks ${key}: ${JSON.stringify(error.data)}`);
+  }
   if (messageIncludes) assert.ok(error.data.Message.includes(messageIncludes), `${code}: message "${error.data.Message}" does not name ${messageIncludes}`);
   return error;
 }

@@ -51,13 +51,13 @@ async function caught(promise) {
 
 describe('isolation between accounts', { timeout: 90000 }, () => {
   let server;
-  let A, B, C;
+  let A, B, C, D;          // A owner; B and D recipients (one call); C outsider
   let systemImage, X, ownerInstance, ownerDisk, xInstance, xDisk, bInstance, bDisk;
   let cleanStreamHead;
 
   before(async () => {
     server = await h.startServer();
-    [A, B, C] = await server.createAccounts(3, 'cn');
+    [A, B, C, D] = await server.createAccounts(4, 'cn');
     const a = h.ecs(server, A, 'acs3');
     const b = h.ecs(server, B, 'acs3');
     systemImage = (await a.describeImages({ regionId: REGION, imageOwnerAlias: 'system' })).images.image[0].imageId;
@@ -66,7 +66,7 @@ describe('isolation between accounts', { timeout: 90000 }, () => {
     X = (await a.createImage({ regionId: REGION, instanceId: ownerInstance, imageName: 'private' })).imageId;
     xInstance = (await a.runInstances({ regionId: REGION, imageId: X, amount: 1 })).instanceIdSets.instanceIdSet[0];
     xDisk = (await a.describeDisks({ regionId: REGION, instanceId: xInstance, diskType: 'system' })).disks.disk[0].diskId;
-    await a.modifyImageSharePermission({ regionId: REGION, imageId: X, addAccount: [B.id] });
+    await a.modifyImageSharePermission({ regionId: REGION, imageId: X, addAccount: [B.id, D.id] });
     bInstance = (await b.runInstances({ regionId: REGION, imageId: X, amount: 1 })).instanceIdSets.instanceIdSet[0];
     bDisk = (await b.describeDisks({ regionId: REGION, instanceId: bInstance, diskType: 'system' })).disks.disk[0].diskId;
     // A does something to its own history that C never took part in.
@@ -90,7 +90,7 @@ describe('isolation between accounts', { timeout: 90000 }, () => {
     assert.equal(inst.status, 200, inst.text);
     const admin = await server.admin('GET', `/v1/images/${X}/permissions`);
     assert.equal(admin.status, 200);
-    assert.deepEqual(admin.json.grants.map((g) => g.account_id), [B.id]);
+    assert.deepEqual(admin.json.grants.map((g) => g.account_id).sort(), [B.id, D.id].sort());
   });
 
   for (const mode of h.MODES) {
@@ -161,7 +161,7 @@ describe('isolation between accounts', { timeout: 90000 }, () => {
       cases.push([`/v1/instances/${inst}`, {}, inst, (f) => `/v1/instances/${f}`, fakeInstance]);
       cases.push([`/v1/instances/${inst}/history`, {}, inst, (f) => `/v1/instances/${f}/history`, fakeInstance]);
     }
-    for (const acct of [A, B]) {
+    for (const acct of [A, B, D]) {
       cases.push([`/v1/accounts/${acct.id}/history`, {}, acct.id, (f) => `/v1/accounts/${f}/history`, h.unknownAccountId]);
     }
     for (const [realPath, query, id, fakePath, makeFake] of cases) {
@@ -172,13 +172,13 @@ describe('isolation between accounts', { timeout: 90000 }, () => {
       assert.equal(real.status, 404, `${realPath}: ${real.text}`);
       assert.deepEqual(shape(real, id), shape(other, fake), `${realPath} answers differently from a missing id`);
       const scrubbed = real.text.split(id).join('');  // the id C asked about may be echoed
-      for (const other of [A.id, B.id, X, xInstance, bInstance, ownerInstance]) {
+      for (const other of [A.id, B.id, D.id, X, xInstance, bInstance, ownerInstance]) {
         assert.ok(!scrubbed.includes(other), `${realPath} leaks ${other}`);
       }
     }
 
     // /v1/check about A (or B): like asking about an account that does not exist.
-    for (const acct of [A, B]) {
+    for (const acct of [A, B, D]) {
       const real = await h.native(server, C, 'GET', '/v1/check', { account: acct.id, image: X });
       const fake = h.unknownAccountId();
       const other = await h.native(server, C, 'GET', '/v1/check', { account: fake, image: X });
@@ -202,7 +202,7 @@ describe('isolation between accounts', { timeout: 90000 }, () => {
     assert.ok(events.length >= 1, 'C sees at least its own registration');
     for (const e of events) {
       const raw = JSON.stringify(e);
-      for (const secret of [A.id, B.id, X, ownerInstance, xInstance, bInstance, ownerDisk, xDisk, bDisk, A.keyId, B.keyId]) {
+      for (const secret of [A.id, B.id, D.id, X, ownerInstance, xInstance, bInstance, ownerDisk, xDisk, bDisk, A.keyId, B.keyId, D.keyId]) {
         assert.ok(!raw.includes(secret), `C's stream has event seq ${e.seq} (${e.type}) mentioning ${secret}`);
       }
     }
@@ -262,4 +262,17 @@ describe('isolation between accounts', { timeout: 90000 }, () => {
       }
     }
   });
+  // A recipient receives grant events redacted: no other recipient, no foreign
+  // AccessKeyId (projections/queries.cc envelope_for).
+  test('B learns no other recipient and no foreign AccessKeyId from its stream or history',
+    T, async () => {
+      const stream = await h.native(server, B, 'GET', '/v1/events', { after_seq: 0 });
+      const history = await h.native(server, B, 'GET', `/v1/accounts/${B.id}/history`);
+      assert.equal(stream.status, 200);
+      assert.equal(history.status, 200, history.text);
+      for (const [name, text] of [['/v1/events', stream.text], ['account history', history.text]]) {
+        assert.ok(!text.includes(D.id), `${name} of B names the other recipient D`);
+        assert.ok(!text.includes(A.keyId), `${name} of B contains A's AccessKeyId`);
+      }
+    });
 });

@@ -94,7 +94,12 @@ for (const mode of h.MODES) {
 
       folderId = (await mRpc.manager('CreateFolder', { ParentFolderId: rootId, FolderName: 'apps' })).Folder.FolderId;
       assert.match(folderId, /^fd-[A-Za-z0-9]{10}$/);
-      subFolderId = (await mRpc.manager('CreateFolder', { ParentFolderId: folderId, FolderName: 'team' })).Folder.FolderId;
+      // Parameters in a form body (chunked, signed with the query) work as well as in the query.
+      const tricky = "team *~!()' 中文+%&=/?";
+      const viaBody = await mRpc.raw('CreateFolder', h.MANAGER, { ParentFolderId: folderId }, { FolderName: tricky });
+      assert.equal(viaBody.statusCode, 200);
+      assert.equal(viaBody.body.Folder.FolderName, tricky);
+      subFolderId = viaBody.body.Folder.FolderId;
       await expectError(xRpc.manager('CreateFolder', { ParentFolderId: rootId, FolderName: 'x' }), 404, 'EntityNotExists.ResourceDirectory');
 
       for (const [member, rpcClient] of [[X, xRpc], [Y, yRpc]]) {
@@ -152,6 +157,14 @@ for (const mode of h.MODES) {
       // A recipient through the directory cannot re-share it either.
       await expectError(xEcs.modifyImageSharePermission({ regionId: REGION, imageId: IMG, addAccount: [Y.id] }),
         404, 'InvalidImageId.NotFound');
+
+      // A member's account id is an internal target: no AllowExternalTargets needed.
+      const direct = await mRpc.sharing('CreateResourceShare', {
+        ResourceShareName: `direct-${mode}`, Resources: [image(IMG)], Targets: [Y.id],
+      });
+      assert.ok((await imageIds(yEcs, { imageOwnerAlias: 'others' })).includes(IMG));
+      await mRpc.sharing('DeleteResourceShare', { ResourceShareId: direct.ResourceShare.ResourceShareId });
+      assert.ok(!(await imageIds(yEcs)).includes(IMG));
 
       // A subfolder is covered transitively.
       await mRpc.manager('MoveAccount', { AccountId: Y.id, DestinationFolderId: subFolderId });
@@ -219,6 +232,24 @@ for (const mode of h.MODES) {
       await mRpc.sharing('DeleteResourceShare', { ResourceShareId: shareId });
       assert.ok(!(await imageIds(yEcs)).includes(IMG));
       await mEcs.deleteImage({ regionId: REGION, imageId: IMG, force: true });
+    });
+
+    test('a member can share its own image with its directory', T, async () => {
+      // X left in the previous test; invite it back (it lands in the root folder).
+      const invited = await mRpc.manager('InviteAccountToResourceDirectory', { TargetEntity: X.id });
+      await xRpc.manager('AcceptHandshake', { HandshakeId: invited.Handshake.HandshakeId });
+      const mine = await customImage(yEcs, systemImage, `member-${mode}`);
+      const created = await yRpc.sharing('CreateResourceShare', {
+        ResourceShareName: `from-member-${mode}`, Resources: [image(mine)], Targets: [directoryId],
+      });
+      assert.match(created.ResourceShare.ResourceShareId, /^rs-/);
+      assert.ok((await imageIds(xEcs, { imageOwnerAlias: 'others' })).includes(mine));
+      assert.ok(!(await imageIds(zEcs)).includes(mine), 'an outsider is not covered');
+      // An outsider cannot target the directory.
+      await expectError(zRpc.sharing('CreateResourceShare', {
+        ResourceShareName: 'x', Resources: [image((await zEcs.describeImages({ regionId: REGION, imageOwnerAlias: 'self' })).images.image[0].imageId)],
+        Targets: [directoryId],
+      }), 403, 'OperationDenied.ResourceDirectoryNotEnabled');
     });
   });
 }

@@ -1,0 +1,321 @@
+// as_of_bench: point-in-time reads (SPEC §2.3) as the log grows.
+//
+// For each --sizes N: a fresh ledger gets a generated history of about N events
+// (bench/history_workload.h: many images, each with a bounded history of its
+// own, written through Ledger::submit), its memtables are flushed, and then:
+//   generate/N        : events written per second while building it (context)
+//   bytes/N           : on-disk bytes per event of the history index (hist + idx
+//                       column families) next to the events family and proj
+//   asof/check/N      : check_access over rows_as_of(seq) for a random image at a
+//                       random seq of its life and a random account (half of
+//                       the time one it was shared with): "could A use X then?"
+//   asof/launchers/N  : image_launchers over rows_as_of(seq), same choice of
+//                       (image, seq): scans the image's grant rows' versions
+//   now/check/N       : check_access over the current view (reference)
+// Each query line's ratio is against the same case at the first (smallest)
+// size of the run: the cost should grow like log(history), never like history;
+// the target is <= 2x from 10k to 10M events.
+//
+// Example:
+//   as_of_bench --sizes=10000,1000000 --queries=20000
+//   asof/check/10k  :   6.1 micros/op ...
+//   asof/check/1M   :   8.0 micros/op ...; 1.31x asof/check/10k
+#include <CLI/CLI.hpp>
+#include <rocksdb/db.h>
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/bench_common.h"
+#include "bench/history_workload.h"
+#include "projections/ledger.h"
+#include "projections/queries.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using sl::bench::CaseResult;
+
+struct Flags {
+  std::vector<std::uint64_t> sizes = {10000, 1000000};
+  std::uint64_t queries = 20000;
+  std::string dir;
+  bool json = false;
+  bool keep = false;
+  bool compact = false;
+  std::uint64_t seed = 11;
+  std::vector<std::string> benchmarks = {"asof_check", "asof_launchers", "now_check"};
+};
+
+std::string size_label(std::uint64_t n) {
+  if (n >= 1000000 && n % 1000000 == 0) return std::to_string(n / 1000000) + "M";
+  if (n >= 1000 && n % 1000 == 0) return std::to_string(n / 1000) + "k";
+  return std::to_string(n);
+}
+
+std::string describe(const sl::Error& e) { return std::to_string(e.http) + " " + e.code + ": " + e.message; }
+
+std::uint64_t cf_property(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, const std::string& name) {
+  std::uint64_t v = 0;
+  db->GetIntProperty(cf, name, &v);
+  return v;
+}
+
+// Flushes every memtable and waits until no compaction is pending or running,
+// so sizes are of SST files and reads go through the levels as they would on
+// a long-running server. --compact also compacts every family fully.
+void settle(const sl::Store& store, bool compact) {
+  rocksdb::DB* db = store.db();
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs = {store.events(), store.proj(), store.hist(), store.idx()};
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  db->Flush(fo, cfs);
+  if (compact) {
+    rocksdb::CompactRangeOptions co;
+    for (auto* cf : cfs) db->CompactRange(co, cf, nullptr, nullptr);
+  }
+  for (int waited = 0; waited < 3600 * 10; ++waited) {
+    std::uint64_t pending = 0, running = 0, flushes = 0;
+    db->GetIntProperty("rocksdb.num-running-compactions", &running);
+    db->GetIntProperty("rocksdb.num-running-flushes", &flushes);
+    for (auto* cf : cfs) pending += cf_property(db, cf, "rocksdb.compaction-pending");
+    if (pending == 0 && running == 0 && flushes == 0) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+struct Query {
+  std::uint64_t seq;
+  std::uint32_t image;
+  std::uint32_t account;
+};
+
+// (image, seq in its life, account): half the accounts are ones it was shared with.
+std::vector<Query> make_queries(const sl::bench::Workload& w, std::uint64_t head, std::uint64_t n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::uint32_t> created;
+  for (std::uint32_t i = 0; i < w.images.size(); ++i) {
+    if (w.images[i].created > 0) created.push_back(i);
+  }
+  std::vector<Query> out;
+  out.reserve(n);
+  for (std::uint64_t q = 0; q < n && !created.empty(); ++q) {
+    std::uint32_t i = created[rng() % created.size()];
+    const auto& life = w.images[i];
+    std::uint64_t end = life.deleted ? life.deleted : head;
+    std::uint64_t seq = life.created + rng() % (end - life.created + 1);
+    std::uint32_t account = static_cast<std::uint32_t>(rng() % w.accounts.size());
+    if (!life.recipients.empty() && rng() % 2 == 0) account = life.recipients[rng() % life.recipients.size()];
+    out.push_back({seq, i, account});
+  }
+  return out;
+}
+
+// Runs fn(query) for every query, timing each; returns the case figures.
+template <class Fn>
+CaseResult time_queries(const std::string& name, const std::vector<Query>& queries, Fn fn) {
+  std::vector<std::uint32_t> micros;
+  micros.reserve(queries.size());
+  double cpu0 = sl::bench::cpu_seconds_process();
+  auto t0 = Clock::now();
+  for (const Query& q : queries) {
+    auto s = Clock::now();
+    fn(q);
+    micros.push_back(static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - s).count()));
+  }
+  CaseResult r;
+  r.name = name;
+  r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  r.ops = queries.size();
+  r.cpu_us_per_op = r.ops ? (sl::bench::cpu_seconds_process() - cpu0) * 1e6 / static_cast<double>(r.ops) : 0;
+  r.latency = sl::bench::percentiles(micros);
+  return r;
+}
+
+void print_bytes(const std::string& label, const sl::Store& store, std::uint64_t events, bool json) {
+  rocksdb::DB* db = store.db();
+  struct Family {
+    const char* name;
+    rocksdb::ColumnFamilyHandle* cf;
+  };
+  sl::bench::Json j;
+  j["type"] = "bytes";
+  j["case"] = "bytes/" + label;
+  j["events"] = events;
+  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> sizes;  // sst, live
+  for (const Family& f : {Family{"events", store.events()}, Family{"hist", store.hist()}, Family{"idx", store.idx()},
+                          Family{"proj", store.proj()}}) {
+    std::uint64_t sst = cf_property(db, f.cf, "rocksdb.total-sst-files-size");
+    std::uint64_t live = cf_property(db, f.cf, "rocksdb.estimate-live-data-size");
+    sizes[f.name] = {sst, live};
+    j[std::string(f.name) + "_sst_bytes"] = sst;
+    j[std::string(f.name) + "_live_bytes"] = live;
+  }
+  auto per_event = [&](std::uint64_t bytes) { return events ? static_cast<double>(bytes) / static_cast<double>(events) : 0; };
+  double index_sst = per_event(sizes["hist"].first + sizes["idx"].first);
+  double index_live = per_event(sizes["hist"].second + sizes["idx"].second);
+  j["history_index_bytes_per_event"] = index_sst;
+  j["history_index_live_bytes_per_event"] = index_live;
+  j["hist_bytes_per_event"] = per_event(sizes["hist"].first);
+  j["idx_bytes_per_event"] = per_event(sizes["idx"].first);
+  j["events_bytes_per_event"] = per_event(sizes["events"].first);
+  j["proj_bytes_per_event"] = per_event(sizes["proj"].first);
+  if (json) {
+    std::cout << j.dump() << std::endl;
+    return;
+  }
+  std::printf("%-22s: history index (hist+idx) %6.1f B/event (live %6.1f; hist %.1f + idx %.1f)  events %6.1f B/event  "
+              "proj %5.1f B/event  (SST bytes after flush, %llu events)\n",
+              ("bytes/" + label).c_str(), index_sst, index_live, per_event(sizes["hist"].first),
+              per_event(sizes["idx"].first), per_event(sizes["events"].first), per_event(sizes["proj"].first),
+              static_cast<unsigned long long>(events));
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags f;
+  CLI::App app{"as_of_bench: as-of permission check and launchers list vs history length, same run"};
+  app.add_option("--sizes", f.sizes, "history sizes in events, comma-separated (10M: add 10000000, ~10 min here)")
+      ->delimiter(',')
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{1000}, std::uint64_t{100000000}));
+  app.add_option("--queries", f.queries, "queries per case")->capture_default_str()->check(CLI::Range(1, 100000000));
+  app.add_option("--dir", f.dir, "parent dir for the databases (default: fresh mkdtemp under $TMPDIR, removed)");
+  app.add_flag("--json", f.json, "one JSON object per line (header, then one per case)");
+  app.add_flag("--keep", f.keep, "keep each generated database (under --dir) instead of removing it");
+  app.add_flag("--compact", f.compact, "fully compact every column family before measuring");
+  app.add_option("--seed", f.seed, "seed for the workload and the queries")->capture_default_str();
+  app.add_option("--benchmarks", f.benchmarks, "query cases per size, in order: asof_check,asof_launchers,now_check")
+      ->delimiter(',')
+      ->capture_default_str()
+      ->check(CLI::IsMember({"asof_check", "asof_launchers", "now_check"}));
+  CLI11_PARSE(app, argc, argv);
+
+  sl::bench::ScratchDir scratch(f.dir, "as_of_bench");
+  std::string sizes_text;
+  for (auto n : f.sizes) sizes_text += (sizes_text.empty() ? "" : ",") + size_label(n);
+  sl::bench::print_header(
+      {{"bench", "as_of_bench"},
+       {"build", sl::bench::build_description()},
+       {"cores", std::to_string(sl::bench::cores())},
+       {"loadavg", sl::bench::load_average()},
+       {"rocksdb", sl::bench::rocksdb_version()},
+       {"events", sizes_text},
+       {"payload", "history_workload: accounts=clamp(N/100,100,5000), active images=clamp(N/500,20,2000), "
+                   "~50 events per image life (share/unshare, public, launch, delete)"},
+       {"queries", std::to_string(f.queries) + " per case, 1 thread, ratio vs the first size"},
+       {"compact", f.compact ? "full CompactRange before measuring" : "flush + wait for pending compactions"},
+       {"seed", std::to_string(f.seed)},
+       {"dir", scratch.path()}},
+      f.json, "as_of_bench");
+
+  std::map<std::string, double> first_size_us;  // case kind -> micros/op at the first size
+  std::string first_label;
+  const sl::Viewer admin{true, ""};
+  for (std::uint64_t size : f.sizes) {
+    const std::string label = size_label(size);
+    if (first_label.empty()) first_label = label;
+    const std::string dir = scratch.fresh("history_" + label);
+    auto opened = sl::Ledger::open(dir);
+    if (!opened) {
+      std::fprintf(stderr, "as_of_bench: open %s: %s\n", dir.c_str(), describe(opened.error()).c_str());
+      return 2;
+    }
+    std::unique_ptr<sl::Ledger> ledger = std::move(*opened);
+
+    sl::bench::WorkloadOptions wo;
+    wo.events = size;
+    wo.seed = f.seed;
+    if (!f.json) {
+      wo.progress = [](std::uint64_t events, double secs) {
+        std::fprintf(stderr, "  ... %llu events planned, %.0f s\n", static_cast<unsigned long long>(events), secs);
+      };
+    }
+    const std::uint64_t groups0 = ledger->stats().groups, jobs0 = ledger->stats().jobs;
+    double cpu0 = sl::bench::cpu_seconds_process();
+    sl::bench::Workload w = sl::bench::generate_history(*ledger, wo);
+    const std::uint64_t head = ledger->head().seq;
+    {
+      CaseResult g;
+      g.name = "generate/" + label;
+      g.unit = "events";
+      g.seconds = w.seconds;
+      g.ops = head;
+      g.errors = w.errors;
+      g.cpu_us_per_op = head ? (sl::bench::cpu_seconds_process() - cpu0) * 1e6 / static_cast<double>(head) : 0;
+      const double groups = static_cast<double>(ledger->stats().groups - groups0);
+      const double jobs = static_cast<double>(ledger->stats().jobs - jobs0);
+      char note[200];
+      std::snprintf(note, sizeof note, "%zu accounts, %zu images, %.0f jobs/group, %llu commands", w.accounts.size(),
+                    w.images.size(), groups > 0 ? jobs / groups : 0, static_cast<unsigned long long>(w.commands));
+      g.note = note;
+      if (w.errors) g.note += "; first error: " + w.first_error;
+      g.extra["accounts"] = w.accounts.size();
+      g.extra["images"] = w.images.size();
+      g.extra["jobs_per_group"] = groups > 0 ? jobs / groups : 0;
+      sl::bench::print_case(g, f.json);
+    }
+    auto t_settle = Clock::now();
+    settle(ledger->store(), f.compact);
+    if (!f.json) {
+      std::fprintf(stderr, "  settled (flush%s) in %.1f s\n", f.compact ? " + compaction" : "",
+                   std::chrono::duration<double>(Clock::now() - t_settle).count());
+    }
+    print_bytes(label, ledger->store(), head, f.json);
+
+    const std::vector<Query> queries = make_queries(w, head, f.queries, f.seed + size);
+    for (const std::string& b : f.benchmarks) {
+      CaseResult r;
+      std::uint64_t allowed = 0, listed = 0, errors = 0;
+      if (b == "asof_check" || b == "now_check") {
+        const bool now = b == "now_check";
+        r = time_queries((now ? "now/check/" : "asof/check/") + label, queries, [&](const Query& q) {
+          auto view = now ? ledger->view() : ledger->view(q.seq);
+          if (!view) return void(++errors);
+          auto answer = sl::check_access(**view, w.accounts[q.account], w.images[q.image].id, admin);
+          if (!answer) return void(++errors);
+          if ((*answer)["allowed"].get<bool>()) ++allowed;
+        });
+        r.extra["allowed_fraction"] = static_cast<double>(allowed) / static_cast<double>(queries.size());
+        char note[64];
+        std::snprintf(note, sizeof note, "%.0f%% allowed", 100.0 * static_cast<double>(allowed) / static_cast<double>(queries.size()));
+        r.note = note;
+      } else {
+        r = time_queries("asof/launchers/" + label, queries, [&](const Query& q) {
+          auto view = ledger->view(q.seq);
+          if (!view) return void(++errors);
+          auto answer = sl::image_launchers(**view, w.images[q.image].id, admin);
+          if (!answer) return;  // deleted at exactly this seq: 404 is the right answer
+          listed += (*answer)["accounts"].size();
+        });
+        double avg = static_cast<double>(listed) / static_cast<double>(queries.size());
+        r.extra["accounts_per_answer"] = avg;
+        char note[64];
+        std::snprintf(note, sizeof note, "%.1f accounts/answer", avg);
+        r.note = note;
+      }
+      r.errors = errors;
+      auto first = first_size_us.find(b);
+      if (first == first_size_us.end()) {
+        first_size_us[b] = r.micros_per_op();
+      } else if (first->second > 0) {
+        r.ratio = r.micros_per_op() / first->second;
+        r.baseline = r.name.substr(0, r.name.rfind('/') + 1) + first_label;
+      }
+      sl::bench::print_case(r, f.json);
+    }
+    ledger.reset();
+    if (!f.keep) {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+  }
+  return 0;
+}

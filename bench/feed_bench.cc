@@ -1,0 +1,556 @@
+// feed_bench: the WebSocket change feed (SPEC §3.3) under fan-out. An
+// in-process server (Ledger + Service + HttpServer + FeedHub, wired like
+// tools/shareledger_main.cc) on 127.0.0.1:0; --subscribers feed clients
+// (async Beast websocket, admin token, no filter, live from the head) on
+// --client-threads threads; writers append one-event commands
+// (SetEncryptShareRole toggles, each writer thread on its own account, up to
+// --window commands in flight) for --seconds.
+//
+// Cases, in order, in the same process and on the same database:
+//   append/subs0      writers alone: events/s, submit->durable latency.
+//   append/subsN      the same writers while N subscribers follow the feed;
+//                     ratio = its events/s over append/subs0's.
+//   delivery/subsN    every (subscriber, event) delivery of that window:
+//                     p50/p99 = append->delivery, i.e. receive time minus the
+//                     envelope `time` (stamped when the event is sealed, before
+//                     the fsync), both from the system clock of this process.
+//                     The note adds durable-ack->delivery percentiles, gaps,
+//                     duplicates, demotions (a second {"kind":"live"}) and how
+//                     many subscribers reached the final head.
+// Targets (docs/PERFORMANCE.md): delivery p99 < 50 ms; append/subsN >= 0.9x.
+//
+// Example:
+//   feed_bench --subscribers=1000 --seconds=5
+//   append/subs0          :  250.0 micros/op  4000 ops/sec ...
+//   append/subs1000       :  260.0 micros/op  3850 ops/sec ...; 0.96x append/subs0
+//   delivery/subs1000     :  ... p50 1.2 ms p99 9.8 ms ...
+#include <CLI/CLI.hpp>
+#include <sys/resource.h>
+
+#include <array>
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "api/feed.h"
+#include "api/http_server.h"
+#include "api/ids.h"
+#include "api/service.h"
+#include "bench/bench_common.h"
+#include "projections/ledger.h"
+
+namespace {
+
+namespace beast = boost::beast;
+namespace net = boost::asio;
+namespace websocket = beast::websocket;
+using tcp = net::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using sl::bench::CaseResult;
+using Json = nlohmann::json;
+
+constexpr const char* kAdminToken = "feed-bench-admin-token";
+
+struct Flags {
+  double seconds = 5;
+  int subscribers = 1000;
+  int client_threads = 2;
+  int server_threads = 2;
+  int writer_threads = 4;
+  int window = 1;
+  int heartbeat_ms = 5000;
+  double drain_seconds = 60;
+  std::string dir;
+  bool json = false;
+};
+
+std::int64_t system_micros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Log-linear histogram of microseconds (~1.5% resolution), mergeable.
+class Histogram {
+ public:
+  void add(std::int64_t us) {
+    std::uint64_t v = us < 0 ? 0 : static_cast<std::uint64_t>(us);
+    counts_[index(v)]++;
+    total_++;
+  }
+  void merge(const Histogram& o) {
+    for (std::size_t i = 0; i < counts_.size(); ++i) counts_[i] += o.counts_[i];
+    total_ += o.total_;
+  }
+  std::uint64_t total() const { return total_; }
+  double quantile(double q) const {
+    if (!total_) return 0;
+    std::uint64_t rank = static_cast<std::uint64_t>(q * static_cast<double>(total_));
+    std::uint64_t seen = 0;
+    for (std::size_t i = 0; i < counts_.size(); ++i) {
+      seen += counts_[i];
+      if (seen > rank) return static_cast<double>(lower(i));
+    }
+    return static_cast<double>(lower(counts_.size() - 1));
+  }
+  double max() const {
+    for (std::size_t i = counts_.size(); i-- > 0;) {
+      if (counts_[i]) return static_cast<double>(lower(i));
+    }
+    return 0;
+  }
+
+ private:
+  static constexpr int kSub = 64;
+  static std::size_t index(std::uint64_t v) {
+    if (v < kSub) return v;
+    int e = 63 - __builtin_clzll(v);  // >= 6
+    std::uint64_t m = v >> (e - 6);   // [64, 128)
+    return kSub + static_cast<std::size_t>(e - 6) * kSub + (m - kSub);
+  }
+  static std::uint64_t lower(std::size_t i) {
+    if (i < kSub) return i;
+    std::size_t e = (i - kSub) / kSub + 6, m = (i - kSub) % kSub + kSub;
+    return static_cast<std::uint64_t>(m) << (e - 6);
+  }
+  std::array<std::uint64_t, kSub + 58 * kSub> counts_{};
+  std::uint64_t total_ = 0;
+};
+
+// What one client thread saw; touched only by that thread until joined.
+struct ClientStats {
+  Histogram sealed_to_recv, ack_to_recv;
+  std::uint64_t frames = 0, events = 0, gaps = 0, duplicates = 0, live = 0, heartbeats = 0, errors = 0;
+};
+
+// seq -> system time (us) at which the writer heard "durable". Written by the
+// writer thread before the event is published; read by client threads after.
+class AckTimes {
+ public:
+  explicit AckTimes(std::size_t capacity) : times_(capacity) {}
+  void set_base(std::uint64_t base) { base_ = base; }
+  void record(std::uint64_t seq) {
+    if (seq > base_ && seq - base_ <= times_.size()) times_[seq - base_ - 1].store(system_micros(), std::memory_order_relaxed);
+  }
+  std::int64_t get(std::uint64_t seq) const {
+    if (seq > base_ && seq - base_ <= times_.size()) return times_[seq - base_ - 1].load(std::memory_order_relaxed);
+    return 0;
+  }
+
+ private:
+  std::uint64_t base_ = 0;
+  std::vector<std::atomic<std::int64_t>> times_;
+};
+
+// Reads the digits after `key` (searching backwards from the end) in an event frame.
+std::uint64_t number_before_end(std::string_view frame, std::string_view key) {
+  std::size_t at = frame.rfind(key);
+  if (at == std::string_view::npos) return 0;
+  std::uint64_t n = 0;
+  for (std::size_t i = at + key.size(); i < frame.size() && frame[i] >= '0' && frame[i] <= '9'; ++i) {
+    n = n * 10 + static_cast<std::uint64_t>(frame[i] - '0');
+  }
+  return n;
+}
+
+// One feed subscriber: connect, upgrade, subscribe, then read forever.
+class Subscriber : public std::enable_shared_from_this<Subscriber> {
+ public:
+  Subscriber(net::io_context& io, ClientStats& stats, const AckTimes& acks, std::atomic<std::uint64_t>& measure_from)
+      : ws_(io), stats_(stats), acks_(acks), measure_from_(measure_from) {}
+
+  void start(tcp::endpoint ep, std::uint64_t after_seq, std::atomic<int>& ready) {
+    ready_ = &ready;
+    next_ = after_seq + 1;
+    beast::get_lowest_layer(ws_).async_connect(ep, [self = shared_from_this(), ep, after_seq](beast::error_code ec) {
+      if (ec) return self->fail();
+      self->ws_.set_option(websocket::stream_base::decorator([](websocket::request_type& req) {
+        req.set(beast::http::field::authorization, std::string("Bearer ") + kAdminToken);
+      }));
+      self->ws_.async_handshake("127.0.0.1:" + std::to_string(ep.port()), "/v1/feed",
+                                [self, after_seq](beast::error_code ec) {
+                                  if (ec) return self->fail();
+                                  self->sub_ = Json{{"op", "subscribe"}, {"after_seq", after_seq}}.dump();
+                                  self->ws_.text(true);
+                                  self->ws_.async_write(net::buffer(self->sub_),
+                                                        [self](beast::error_code ec, std::size_t) {
+                                                          if (ec) return self->fail();
+                                                          self->do_read();
+                                                        });
+                                });
+    });
+  }
+
+  std::uint64_t last_seq() const { return next_.load(std::memory_order_relaxed) - 1; }
+  std::uint64_t live_frames() const { return live_; }
+  void stop() {
+    beast::error_code ignored;
+    beast::get_lowest_layer(ws_).socket().close(ignored);
+  }
+
+ private:
+  void do_read() {
+    ws_.async_read(buffer_, [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec) return fail();
+    const auto* data = static_cast<const char*>(buffer_.data().data());
+    std::string_view frame(data, buffer_.size());
+    stats_.frames++;
+    if (frame.starts_with(R"({"kind":"event")")) {
+      const std::int64_t now = system_micros();
+      std::uint64_t seq = number_before_end(frame, "\"seq\":");
+      std::uint64_t time = number_before_end(frame, "\"time\":");
+      stats_.events++;
+      const std::uint64_t next = next_.load(std::memory_order_relaxed);
+      if (seq < next) {
+        stats_.duplicates++;
+      } else {
+        if (seq > next) stats_.gaps++;
+        next_.store(seq + 1, std::memory_order_relaxed);
+      }
+      if (seq > measure_from_.load(std::memory_order_relaxed)) {
+        stats_.sealed_to_recv.add(now - static_cast<std::int64_t>(time));
+        if (std::int64_t ack = acks_.get(seq)) stats_.ack_to_recv.add(now - ack);
+      }
+    } else if (frame.find("\"live\"") != std::string_view::npos) {
+      stats_.live++;
+      if (live_++ == 0) ready_->fetch_add(1);
+    } else if (frame.find("\"heartbeat\"") != std::string_view::npos) {
+      stats_.heartbeats++;
+    } else {
+      stats_.errors++;
+    }
+    buffer_.consume(buffer_.size());
+    do_read();
+  }
+
+  void fail() {
+    if (!failed_) stats_.errors++;
+    failed_ = true;
+  }
+
+  websocket::stream<beast::tcp_stream> ws_;
+  beast::flat_buffer buffer_;
+  std::string sub_;
+  ClientStats& stats_;
+  const AckTimes& acks_;
+  std::atomic<std::uint64_t>& measure_from_;
+  std::atomic<int>* ready_ = nullptr;
+  std::atomic<std::uint64_t> next_{1};  // written by its client thread, read for progress
+  std::uint64_t live_ = 0;
+  bool failed_ = false;
+};
+
+// Writers: `threads` threads, each toggling its own account's role, `window` commands in flight.
+struct WriterRun {
+  double seconds = 0, cpu_seconds = 0;
+  std::vector<std::uint32_t> micros;  // submit -> durable, per event
+  std::uint64_t errors = 0;
+};
+
+class Writers {
+ public:
+  Writers(sl::Ledger& ledger, int threads, int window) : ledger_(ledger), window_(window) {
+    for (int t = 0; t < threads; ++t) {
+      std::string account = sl::api::new_account_id();
+      auto r = ledger.execute(sl::RegisterAccount{account, "cn", sl::api::new_access_key_id()},
+                              sl::CommandContext{{}, "setup", sl::api::new_access_key_secret()});
+      if (!r) {
+        std::fprintf(stderr, "feed_bench: setup failed: %s\n", r.error().code.c_str());
+        std::exit(2);
+      }
+      accounts_.push_back(account);
+      on_.push_back(false);
+    }
+  }
+
+  WriterRun run(double seconds, AckTimes* acks) {
+    std::atomic<bool> stop{false};
+    std::vector<std::vector<std::uint32_t>> lat(accounts_.size());
+    std::vector<std::uint64_t> errors(accounts_.size(), 0);
+    std::vector<std::thread> threads;
+    double cpu0 = sl::bench::cpu_seconds_process();
+    auto t0 = Clock::now();
+    for (std::size_t t = 0; t < accounts_.size(); ++t) {
+      threads.emplace_back([&, t] {
+        std::mutex mu;
+        std::condition_variable cv;
+        int in_flight = 0;
+        bool want = on_[t];
+        std::unique_lock lock(mu);
+        while (!stop.load(std::memory_order_relaxed)) {
+          cv.wait(lock, [&] { return in_flight < window_; });
+          in_flight++;
+          want = !want;
+          lock.unlock();
+          auto sent = Clock::now();
+          ledger_.submit(sl::SetEncryptShareRole{accounts_[t], want}, sl::CommandContext{{}, "bench", ""},
+                         [&, t, sent](sl::Result<sl::Commit> r) {
+                           std::lock_guard g(mu);
+                           if (r && r->events.size() == 1) {
+                             if (acks) acks->record(r->seq);
+                             lat[t].push_back(static_cast<std::uint32_t>(
+                                 std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - sent).count()));
+                           } else {
+                             errors[t]++;
+                           }
+                           in_flight--;
+                           cv.notify_all();
+                         });
+          lock.lock();
+        }
+        cv.wait(lock, [&] { return in_flight == 0; });
+        on_[t] = want;
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    stop = true;
+    for (auto& th : threads) th.join();
+    WriterRun out;
+    out.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    out.cpu_seconds = sl::bench::cpu_seconds_process() - cpu0;
+    for (std::size_t t = 0; t < accounts_.size(); ++t) {
+      out.micros.insert(out.micros.end(), lat[t].begin(), lat[t].end());
+      out.errors += errors[t];
+    }
+    return out;
+  }
+
+ private:
+  sl::Ledger& ledger_;
+  int window_;
+  std::vector<std::string> accounts_;
+  std::vector<bool> on_;
+};
+
+CaseResult writer_case(const std::string& name, WriterRun& run) {
+  CaseResult r;
+  r.name = name;
+  r.seconds = run.seconds;
+  r.ops = run.micros.size();
+  r.errors = run.errors;
+  r.latency = sl::bench::percentiles(run.micros);
+  r.cpu_us_per_op = r.ops ? run.cpu_seconds * 1e6 / static_cast<double>(r.ops) : 0;
+  return r;
+}
+
+void raise_fd_limit(int needed) {
+  struct rlimit rl {};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur < static_cast<rlim_t>(needed)) {
+    std::fprintf(stderr, "feed_bench: fd limit %llu is below the ~%d needed\n",
+                 static_cast<unsigned long long>(rl.rlim_cur), needed);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags f;
+  CLI::App app{"feed_bench: WebSocket feed fan-out latency and its cost to writers, same run"};
+  app.add_option("--seconds", f.seconds, "writer window per case")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--subscribers", f.subscribers, "concurrent feed subscribers")->capture_default_str()->check(CLI::Range(1, 20000));
+  app.add_option("--client-threads", f.client_threads, "threads running the subscribers")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--server-threads", f.server_threads, "HTTP/feed io threads")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--writer-threads", f.writer_threads, "writer threads, each on its own account")->capture_default_str()->check(CLI::Range(1, 256));
+  app.add_option("--window", f.window, "commands in flight per writer thread (1 = synchronous)")->capture_default_str()->check(CLI::Range(1, 4096));
+  app.add_option("--heartbeat-ms", f.heartbeat_ms, "feed heartbeat interval")->capture_default_str();
+  app.add_option("--drain-seconds", f.drain_seconds, "max wait for every subscriber to reach the head")->capture_default_str();
+  app.add_option("--dir", f.dir, "database parent dir (default: fresh mkdtemp under $TMPDIR, removed)");
+  app.add_flag("--json", f.json, "one JSON object per line (header, then one per case)");
+  CLI11_PARSE(app, argc, argv);
+
+  raise_fd_limit(2 * f.subscribers + 256);
+  sl::bench::ScratchDir scratch(f.dir, "feed_bench");
+  const std::string dir = scratch.fresh("db");
+
+  auto opened = sl::Ledger::open(dir);
+  if (!opened) {
+    std::fprintf(stderr, "feed_bench: open %s: %s\n", dir.c_str(), opened.error().message.c_str());
+    return 2;
+  }
+  std::unique_ptr<sl::Ledger> ledger = std::move(*opened);
+  sl::api::Service service(*ledger, sl::api::ServiceOptions{kAdminToken, std::chrono::milliseconds(0)});
+  sl::api::HttpServerOptions http_options;
+  http_options.listen = "127.0.0.1:0";
+  http_options.threads = f.server_threads;
+  std::unique_ptr<sl::api::FeedHub> feed;
+  auto server = std::make_unique<sl::api::HttpServer>(
+      http_options,
+      [&service](sl::api::Request&& req, const sl::api::PeerInfo& peer, sl::api::Responder respond) {
+        service.handle(std::move(req), peer, std::move(respond));
+      },
+      [&feed](beast::tcp_stream&& stream, sl::api::Request&& req) { feed->accept(std::move(stream), std::move(req)); });
+  feed = std::make_unique<sl::api::FeedHub>(service, server->io(), std::chrono::milliseconds(f.heartbeat_ms));
+  ledger->set_on_committed([&feed](const std::vector<sl::Event>& events) { feed->publish(events); });
+  if (auto s = server->start(); !s) {
+    std::fprintf(stderr, "feed_bench: listen: %s\n", s.error().message.c_str());
+    return 2;
+  }
+
+  Writers writers(*ledger, f.writer_threads, f.window);
+  sl::bench::print_header(
+      {{"bench", "feed_bench"},
+       {"build", sl::bench::build_description()},
+       {"cores", std::to_string(sl::bench::cores())},
+       {"loadavg", sl::bench::load_average()},
+       {"rocksdb", sl::bench::rocksdb_version()},
+       {"payload", "SetEncryptShareRole toggle (1 event, ~" + std::string("300") + " B envelope) per command"},
+       {"writers", std::to_string(f.writer_threads) + " threads x " + std::to_string(f.window) + " in flight"},
+       {"subscribers", std::to_string(f.subscribers) + " on " + std::to_string(f.client_threads) +
+                           " client threads, admin, no filter, live from head; server " +
+                           std::to_string(f.server_threads) + " io threads"},
+       {"seconds", std::to_string(f.seconds) + " per case"},
+       {"dir", scratch.path()}},
+      f.json, "feed_bench");
+
+  // Case 1: writers alone.
+  WriterRun alone = writers.run(f.seconds, nullptr);
+  CaseResult base = writer_case("append/subs0", alone);
+  sl::bench::print_case(base, f.json);
+
+  // Subscribers: connect, subscribe live from the head, wait for their first live frame.
+  AckTimes acks(std::max<std::size_t>(1 << 20, static_cast<std::size_t>(base.rate() * f.seconds * 4)));
+  std::atomic<std::uint64_t> measure_from{~0ull};
+  std::vector<std::unique_ptr<net::io_context>> ios;
+  std::vector<ClientStats> stats(f.client_threads);
+  std::vector<std::shared_ptr<Subscriber>> subs;
+  std::atomic<int> ready{0};
+  const tcp::endpoint ep(net::ip::make_address("127.0.0.1"), server->port());
+  const std::uint64_t sub_head = ledger->head().seq;
+  for (int t = 0; t < f.client_threads; ++t) ios.push_back(std::make_unique<net::io_context>(1));
+  for (int i = 0; i < f.subscribers; ++i) {
+    int t = i % f.client_threads;
+    auto s = std::make_shared<Subscriber>(*ios[t], stats[t], acks, measure_from);
+    s->start(ep, sub_head, ready);
+    subs.push_back(std::move(s));
+  }
+  std::vector<std::thread> client_threads;
+  std::vector<double> client_cpu(f.client_threads, 0);
+  for (int t = 0; t < f.client_threads; ++t) {
+    client_threads.emplace_back([&, t] {
+      auto guard = net::make_work_guard(*ios[t]);
+      ios[t]->run();
+      client_cpu[t] = sl::bench::cpu_seconds_thread();
+    });
+  }
+  const auto connect_start = Clock::now();
+  while (ready.load() < f.subscribers && Clock::now() - connect_start < std::chrono::seconds(60)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const double connect_seconds = std::chrono::duration<double>(Clock::now() - connect_start).count();
+  if (ready.load() < f.subscribers) {
+    std::fprintf(stderr, "feed_bench: only %d of %d subscribers went live in 60 s\n", ready.load(), f.subscribers);
+  }
+
+  // Case 2: the same writers with every subscriber following.
+  const std::uint64_t start_head = ledger->head().seq;
+  acks.set_base(start_head);
+  measure_from = start_head;
+  const double client_cpu0 = sl::bench::cpu_seconds_process();
+  WriterRun with = writers.run(f.seconds, &acks);
+  const std::uint64_t end_head = ledger->head().seq;
+  CaseResult loaded = writer_case("append/subs" + std::to_string(f.subscribers), with);
+  loaded.ratio = base.rate() > 0 ? loaded.rate() / base.rate() : 0;
+  loaded.baseline = "append/subs0";
+
+  // Drain: wait until every subscriber has the final head (bounded).
+  const auto drain_start = Clock::now();
+  auto reached = [&] {
+    int n = 0;
+    for (const auto& s : subs) n += s->last_seq() >= end_head ? 1 : 0;
+    return n;
+  };
+  int complete = reached();
+  while (complete < f.subscribers &&
+         Clock::now() - drain_start < std::chrono::duration<double>(f.drain_seconds)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    complete = reached();
+  }
+  const double drain_seconds = std::chrono::duration<double>(Clock::now() - drain_start).count();
+  const double process_cpu = sl::bench::cpu_seconds_process() - client_cpu0;
+  for (auto& io : ios) io->stop();
+  for (auto& th : client_threads) th.join();
+
+  ClientStats all;
+  std::uint64_t demoted = 0;
+  for (const auto& s : stats) {
+    all.sealed_to_recv.merge(s.sealed_to_recv);
+    all.ack_to_recv.merge(s.ack_to_recv);
+    all.frames += s.frames;
+    all.events += s.events;
+    all.gaps += s.gaps;
+    all.duplicates += s.duplicates;
+    all.live += s.live;
+    all.heartbeats += s.heartbeats;
+    all.errors += s.errors;
+  }
+  for (const auto& s : subs) demoted += s->live_frames() > 1 ? 1 : 0;
+  char note[400];
+  std::snprintf(note, sizeof note, "%.2fx writer events/s vs append/subs0", loaded.ratio);
+  loaded.note = note;
+  sl::bench::print_case(loaded, f.json);
+
+  CaseResult d;
+  d.name = "delivery/subs" + std::to_string(f.subscribers);
+  d.seconds = with.seconds + drain_seconds;
+  d.ops = all.sealed_to_recv.total();
+  d.errors = all.gaps + all.duplicates + all.errors;
+  d.latency.p50_us = all.sealed_to_recv.quantile(0.50);
+  d.latency.p99_us = all.sealed_to_recv.quantile(0.99);
+  d.latency.max_us = all.sealed_to_recv.max();
+  double client_cpu_total = 0;
+  for (double c : client_cpu) client_cpu_total += c;
+  d.cpu_us_per_op = d.ops ? process_cpu * 1e6 / static_cast<double>(d.ops) : 0;
+  d.extra["ack_p50_us"] = all.ack_to_recv.quantile(0.50);
+  d.extra["ack_p99_us"] = all.ack_to_recv.quantile(0.99);
+  d.extra["events_appended"] = end_head - start_head;
+  d.extra["subscribers"] = f.subscribers;
+  d.extra["subscribers_complete"] = complete;
+  d.extra["gaps"] = all.gaps;
+  d.extra["duplicates"] = all.duplicates;
+  d.extra["client_errors"] = all.errors;
+  d.extra["demoted_subscribers"] = demoted;
+  d.extra["heartbeats"] = all.heartbeats;
+  d.extra["drain_seconds"] = drain_seconds;
+  d.extra["connect_seconds"] = connect_seconds;
+  d.extra["client_cpu_seconds"] = client_cpu_total;
+  std::snprintf(note, sizeof note,
+                "max %s; durable-ack->recv p50 %s p99 %s; %llu events x %d subs, %d/%d reached head (+%.1f s "
+                "drain); gaps %llu dups %llu errors %llu; demoted %llu",
+                sl::bench::human_micros(d.latency.max_us).c_str(),
+                sl::bench::human_micros(all.ack_to_recv.quantile(0.50)).c_str(),
+                sl::bench::human_micros(all.ack_to_recv.quantile(0.99)).c_str(),
+                static_cast<unsigned long long>(end_head - start_head), f.subscribers, complete, f.subscribers,
+                drain_seconds, static_cast<unsigned long long>(all.gaps),
+                static_cast<unsigned long long>(all.duplicates), static_cast<unsigned long long>(all.errors),
+                static_cast<unsigned long long>(demoted));
+  d.note = note;
+  d.unit = "ops";
+  sl::bench::print_case(d, f.json);
+
+  subs.clear();
+  ios.clear();
+  server->stop();
+  ledger->stop();
+  ledger->set_on_committed(nullptr);
+  server.reset();
+  feed.reset();
+  return (complete == f.subscribers && all.gaps == 0 && all.duplicates == 0) ? 0 : 1;
+}
