@@ -195,15 +195,16 @@ void Service::submit(std::shared_ptr<Call> call, Command command, bool ecs,
                      return reply_error(*call, e, ecs);
                    }
                    schedule_image_builds(*result);
-                   reply(*call, 200, format(*result), result->seq);
+                   reply(*call, 200, format(*result), result->seq, static_cast<int>(result->events.size()));
                  });
 }
 
-void Service::reply(Call& call, int status, const Json& body, std::uint64_t seq) {
+void Service::reply(Call& call, int status, const Json& body, std::uint64_t seq, int appended) {
   Response res{static_cast<http::status>(status), call.req.version()};
   res.set(http::field::content_type, "application/json;charset=utf-8");
   res.set("x-acs-request-id", call.request_id);
   if (seq) res.set("x-shareledger-seq", std::to_string(seq));
+  if (appended >= 0) res.set("x-shareledger-appended", std::to_string(appended));
   res.keep_alive(call.req.keep_alive());
   res.body() = body.dump(-1, ' ', false, Json::error_handler_t::replace);
   res.prepare_payload();

@@ -88,7 +88,9 @@ class Service {
 
   // Answer helpers. ECS errors: {RequestId, HostId, Code, Message, Recommend};
   // native errors: {code, message, request_id}.
-  void reply(Call& call, int status, const Json& body, std::uint64_t seq = 0);
+  // seq > 0 sets x-shareledger-seq; appended >= 0 sets x-shareledger-appended
+  // (how many events the write appended: 0 for a no-op).
+  void reply(Call& call, int status, const Json& body, std::uint64_t seq = 0, int appended = -1);
   void reply_error(Call& call, const Error& error, bool ecs);
 
   // Schedules ImageBecameAvailable for images created in the Creating state.
