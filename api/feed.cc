@@ -194,6 +194,9 @@ class FeedSession : public std::enable_shared_from_this<FeedSession> {
   void pump() {
     if (!subscribed_ || closing_ || closing_after_write_ || writing_ || parked_) return;
     while (queue_.empty()) {
+      // Ownership checks (offer) need a view no older than the events read below:
+      // an older one lacks images created since and hides events about them.
+      rows_.reset();
       std::uint64_t head = hub_.head();
       if (next_ > head) {
         // RocksDB may already hold events the hub has not published yet.
@@ -206,6 +209,7 @@ class FeedSession : public std::enable_shared_from_this<FeedSession> {
         }
         if (hub_.park(shared_from_this(), next_)) {
           parked_ = true;
+          rows_.reset();  // do not pin a RocksDB snapshot while parked
           return;
         }
         continue;
@@ -333,28 +337,56 @@ FeedHub::FeedHub(Service& service, boost::asio::io_context& io, std::chrono::mil
 }
 
 void FeedHub::publish(const std::vector<Event>& events) {
+  if (events.empty()) return;
   // The writer only hands the batch over; framing and wake-ups run on an io thread.
-  net::post(io_, [this, events] {
-    std::vector<std::shared_ptr<FeedSession>> wake;
-    {
-      std::lock_guard lock(mu_);
-      for (const Event& e : events) {
-        if (e.seq != head_ + 1) {  // a gap (cannot happen) or a replay: restart the ring
-          fprintf(stderr, "TEMP-REORDER seq=%llu head=%llu\n", (unsigned long long)e.seq, (unsigned long long)head_);
-          ring_.clear();
+  // Batches must enter the ring in seq order, but with several io threads two
+  // posted batches can run in either order. A batch that finds its predecessor
+  // not yet applied is posted again (the predecessor was posted first, so it is
+  // queued or running). head_ never moves backwards: a session parked past a
+  // head_ that later moved back would miss its wake-up, and a ring restarted by
+  // an out-of-order batch sends live sessions back to RocksDB.
+  struct Batch {
+    std::vector<Event> events;
+    std::vector<std::shared_ptr<const FeedEvent>> framed;
+  };
+  struct Apply {
+    FeedHub* hub;
+    std::shared_ptr<Batch> batch;
+    std::chrono::steady_clock::time_point give_up;  // a real gap must not spin forever
+
+    void operator()() const {
+      if (batch->framed.empty()) {
+        for (Event& e : batch->events) {
+          std::string stored = encode_event(e);
+          batch->framed.push_back(feed_event(std::move(e), stored));
         }
-        ring_.push_back(feed_event(e, encode_event(e)));
-        head_ = e.seq;
-        if (ring_.size() > kRingCapacity) ring_.pop_front();
       }
-      for (auto& weak : parked_) {
-        if (auto s = weak.lock()) wake.push_back(std::move(s));
+      std::vector<std::shared_ptr<FeedSession>> wake;
+      {
+        std::lock_guard lock(hub->mu_);
+        if (batch->framed.front()->event.seq > hub->head_ + 1 && std::chrono::steady_clock::now() < give_up) {
+          fprintf(stderr, "TEMP-REPOST first=%llu head=%llu\n", (unsigned long long)batch->framed.front()->event.seq, (unsigned long long)hub->head_);
+          net::post(hub->io_, *this);  // its predecessor is still on its way
+          return;
+        }
+        for (const auto& fe : batch->framed) {
+          if (fe->event.seq <= hub->head_) continue;  // already published
+          if (fe->event.seq != hub->head_ + 1) hub->ring_.clear();  // a gap: restart the ring (sessions read it from disk)
+          hub->ring_.push_back(fe);
+          hub->head_ = fe->event.seq;
+          if (hub->ring_.size() > kRingCapacity) hub->ring_.pop_front();
+        }
+        for (auto& weak : hub->parked_) {
+          if (auto s = weak.lock()) wake.push_back(std::move(s));
+        }
+        hub->parked_.clear();
       }
-      parked_.clear();
+      for (auto& s : wake) s->wake();
+      hub->service_.metrics().feed_lag_events = 0;
     }
-    for (auto& s : wake) s->wake();
-    service_.metrics().feed_lag_events = 0;
-  });
+  };
+  net::post(io_, Apply{this, std::make_shared<Batch>(Batch{events, {}}),
+                       std::chrono::steady_clock::now() + std::chrono::seconds(1)});
 }
 
 void FeedHub::accept(boost::beast::tcp_stream&& stream, Request&& req) {

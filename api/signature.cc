@@ -467,6 +467,13 @@ Result<TimePoint> parse_timestamp(std::string_view s) {
     return bad();
   }
   using namespace std::chrono;
+  // TimePoint counts nanoseconds in 64 bits (about 1678..2262): a year outside
+  // that range would overflow; it is certainly more than 15 minutes from now.
+  // (Found by the signature fuzzer.)
+  if (y < 1970 || y > 2200) {
+    return Error{400, "InvalidTimeStamp.Expired",
+                 "Specified time stamp or date value is expired: " + std::string(s) + "."};
+  }
   const year_month_day ymd{year(y), month(static_cast<unsigned>(mo)), day(static_cast<unsigned>(d))};
   if (!ymd.ok() || h > 23 || mi > 59 || se > 59) return bad();
   return TimePoint(sys_days(ymd) + hours(h) + minutes(mi) + seconds(se));

@@ -101,7 +101,9 @@ void read_object(element el, T& out, std::string_view where) {
   std::size_t expected = 0;
   out.each([&](const char*, auto&) { ++expected; });
   std::uint64_t seen = 0;
-  for (auto [key, value] : obj) {
+  for (auto field_pair : obj) {  // not a structured binding: clang 14 cannot capture those
+    std::string_view key = field_pair.key;
+    element value = field_pair.value;
     bool matched = false;
     std::size_t index = 0;
     out.each([&](const char* name, auto& field) {
@@ -265,7 +267,9 @@ Result<Event> decode_event(std::string_view json_text) {
       if (seen & (1u << bit)) throw DecodeError{"field " + std::string(key) + " appears twice"};
       seen |= 1u << bit;
     };
-    for (auto [key, value] : obj) {
+    for (auto field_pair : obj) {
+      std::string_view key = field_pair.key;
+      element value = field_pair.value;
       if (key == "seq") {
         mark(0, key);
         if (value.get_uint64().get(e.seq)) throw DecodeError{"seq must be an unsigned integer"};

@@ -872,3 +872,13 @@ TEST(NonceCache, ConcurrentUsesOfOneNonceLetExactlyOneThrough) {
 
 }  // namespace
 }  // namespace sl::api
+
+// Regression (signature fuzzer): a far-future year overflowed the nanosecond clock.
+TEST(Timestamp, YearsOutsideTheClockRangeAreExpiredNotOverflowed) {
+  auto now = sl::api::Clock::now();
+  for (const char* ts : {"9999-12-31T23:59:59Z", "2263-01-01T00:00:00Z", "0001-01-01T00:00:00Z"}) {
+    auto s = sl::api::check_timestamp(ts, now);
+    ASSERT_FALSE(s.ok()) << ts;
+    EXPECT_EQ(s.error().code, "InvalidTimeStamp.Expired") << ts;
+  }
+}

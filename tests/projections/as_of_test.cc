@@ -217,8 +217,8 @@ class HistoryWriter {
       return;
     }
     double r = std::uniform_real_distribution<double>(0, 1)(rng_);
-    bool many_instances = instances_.size() > 400, many_images = live_images_.size() > 300;
-    if ((r -= 0.12) < 0 || instances_.empty()) {  // launch
+    bool many_instances = instances_.size() > 300, many_images = live_images_.size() > 150;
+    if ((r -= 0.10) < 0 || instances_.empty()) {  // launch
       const std::string& owner = any(accounts_);
       std::string region = chance(0.7) ? "cn-hangzhou" : any(regions);
       RunInstances run{owner, region, usable_image(owner, region), {}, {}};
@@ -228,12 +228,12 @@ class HistoryWriter {
         all_instances_.push_back(run.instance_ids.back());
       }
       out.push_back({std::move(run), owner});
-    } else if ((r -= 0.12) < 0 || live_images_.empty()) {  // image from an instance
+    } else if ((r -= 0.05) < 0 || live_images_.empty()) {  // image from an instance
       const Instance& i = model_.instances.at(any(instances_));
       std::string id = image_id();
       all_images_.push_back(id);
       out.push_back({CreateImage{i.owner, i.region, i.id, id, "img-" + id.substr(2, 6)}, i.owner});
-    } else if ((r -= 0.30) < 0) {  // share / unshare / publicity
+    } else if ((r -= 0.38) < 0) {  // share / unshare / publicity
       const Image& x = model_.images.at(any(live_images_));
       ModifyImageSharePermission m{x.owner, x.region, x.id, {}, {}, std::nullopt};
       if (chance(0.7)) m.add_accounts = some_accounts(5, x.owner);
@@ -247,7 +247,7 @@ class HistoryWriter {
       }
       if (chance(0.12)) m.is_public = chance(0.5);
       out.push_back({std::move(m), x.owner});
-    } else if ((r -= (many_images ? 0.12 : 0.05)) < 0) {  // unshare everything, then delete with Force
+    } else if ((r -= (many_images ? 0.06 : 0.02)) < 0) {  // unshare everything, then delete with Force
       const Image& x = model_.images.at(any(live_images_));
       std::vector<std::string> recipients = account_recipients(x.id);
       for (std::size_t at = 0; at < recipients.size() || at == 0; at += 10) {
@@ -273,7 +273,7 @@ class HistoryWriter {
     } else if ((r -= 0.02) < 0) {
       const Account& a = model_.accounts.at(any(accounts_));
       out.push_back({SetEncryptShareRole{a.id, !a.encrypt_role}, ""});
-    } else if ((r -= 0.02) < 0) {  // copy, sometimes encrypted (then sharing hits rule 5)
+    } else if ((r -= 0.01) < 0) {  // copy, sometimes encrypted (then sharing hits rule 5)
       const Image& x = model_.images.at(any(live_images_));
       std::string id = image_id();
       all_images_.push_back(id);

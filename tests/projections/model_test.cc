@@ -906,7 +906,8 @@ class ModelRun {
     static const Weighted kMix[] = {
         {2, &ModelRun::gen_register},     {3, &ModelRun::gen_role},           {10, &ModelRun::gen_create_image},
         {2, &ModelRun::gen_mark},         {5, &ModelRun::gen_copy},           {6, &ModelRun::gen_delete_image},
-        {20, &ModelRun::gen_share},       {2, &ModelRun::gen_bulk_share},     {12, &ModelRun::gen_run},
+        {18, &ModelRun::gen_share},       {2, &ModelRun::gen_bulk_share},     {3, &ModelRun::gen_unshare_all},
+        {12, &ModelRun::gen_run},
         {5, &ModelRun::gen_replace},      {7, &ModelRun::gen_reinit},         {4, &ModelRun::gen_delete_instance},
         {1, &ModelRun::gen_enable_dir},   {2, &ModelRun::gen_folder},         {3, &ModelRun::gen_invite},
         {3, &ModelRun::gen_accept},       {3, &ModelRun::gen_move},           {2, &ModelRun::gen_remove},
@@ -964,11 +965,34 @@ class ModelRun {
   }
 
   Command gen_delete_image() {
-    auto all = custom_images(false);
-    if (all.empty()) return gen_create_image();
-    const std::string& image = rng_.pick(all);
+    std::vector<std::string> candidates;
+    if (rng_.chance(0.5)) {  // images instances run from (so deleting blocks them)
+      for (const auto& [id, i] : model_.instances) {
+        if (model_.images.at(i.image).kind == "custom" && model_.images.at(i.image).live()) candidates.push_back(i.image);
+      }
+    }
+    if (candidates.empty()) candidates = custom_images(false);
+    if (candidates.empty()) return gen_create_image();
+    const std::string& image = rng_.pick(candidates);
     const MImage& x = model_.images.at(image);
-    return DeleteImage{rng_.chance(0.9) ? x.owner : any_account(), pick_region(x.region), image, rng_.chance(0.5)};
+    return DeleteImage{rng_.chance(0.9) ? x.owner : any_account(), pick_region(x.region), image, rng_.chance(0.6)};
+  }
+
+  // Takes every account share (and publicity) off an image, so it can be deleted.
+  Command gen_unshare_all() {
+    std::vector<std::string> shared;
+    for (const auto& [id, x] : model_.images) {
+      if (x.live() && (!x.direct.empty() || x.is_public)) shared.push_back(id);
+    }
+    if (shared.empty()) return gen_share();
+    const std::string& image = rng_.pick(shared);
+    const MImage& x = model_.images.at(image);
+    ModifyImageSharePermission c{x.owner, x.region, image, {}, {}, std::nullopt};
+    for (const auto& a : x.direct) {
+      if (c.remove_accounts.size() < 10) c.remove_accounts.push_back(a);
+    }
+    if (x.is_public) c.is_public = false;
+    return c;
   }
 
   Command gen_share() {
