@@ -340,40 +340,33 @@ void FeedHub::publish(const std::vector<Event>& events) {
   if (events.empty()) return;
   // The writer only hands the batch over; framing and wake-ups run on an io thread.
   // Batches must enter the ring in seq order, but with several io threads two
-  // posted batches can run in either order. A batch that finds its predecessor
-  // not yet applied is posted again (the predecessor was posted first, so it is
-  // queued or running). head_ never moves backwards: a session parked past a
-  // head_ that later moved back would miss its wake-up, and a ring restarted by
-  // an out-of-order batch sends live sessions back to RocksDB.
-  struct Batch {
-    std::vector<Event> events;
-    std::vector<std::shared_ptr<const FeedEvent>> framed;
-  };
+  // posted batches can run in either order. One that finds its predecessor not
+  // yet applied waits for it (it was posted first, so it is queued or running).
+  // head_ never moves backwards: a session parked past a head_ that later moved
+  // back would miss its wake-up, and a ring restarted by an out-of-order batch
+  // sends live sessions back to RocksDB.
   struct Apply {
     FeedHub* hub;
-    std::shared_ptr<Batch> batch;
-    std::chrono::steady_clock::time_point give_up;  // a real gap must not spin forever
+    std::shared_ptr<const std::vector<Event>> events;
+    std::chrono::steady_clock::time_point give_up;  // a real gap (events never published) must not stall the feed
 
     void operator()() const {
-      if (batch->framed.empty()) {
-        for (Event& e : batch->events) {
-          std::string stored = encode_event(e);
-          batch->framed.push_back(feed_event(std::move(e), stored));
-        }
-      }
       std::vector<std::shared_ptr<FeedSession>> wake;
       {
         std::lock_guard lock(hub->mu_);
-        if (batch->framed.front()->event.seq > hub->head_ + 1 && std::chrono::steady_clock::now() < give_up) {
-          fprintf(stderr, "TEMP-REPOST first=%llu head=%llu\n", (unsigned long long)batch->framed.front()->event.seq, (unsigned long long)hub->head_);
-          net::post(hub->io_, *this);  // its predecessor is still on its way
+        if (events->front().seq > hub->head_ + 1 && std::chrono::steady_clock::now() < give_up) {
+          // Its predecessor is queued or on another io thread: retry shortly (no spinning).
+          auto timer = std::make_shared<net::steady_timer>(hub->io_, std::chrono::microseconds(50));
+          timer->async_wait([timer, again = *this](beast::error_code ec) {
+            if (!ec) again();
+          });
           return;
         }
-        for (const auto& fe : batch->framed) {
-          if (fe->event.seq <= hub->head_) continue;  // already published
-          if (fe->event.seq != hub->head_ + 1) hub->ring_.clear();  // a gap: restart the ring (sessions read it from disk)
-          hub->ring_.push_back(fe);
-          hub->head_ = fe->event.seq;
+        for (const Event& e : *events) {
+          if (e.seq <= hub->head_) continue;  // already published
+          if (e.seq != hub->head_ + 1) hub->ring_.clear();  // a gap: restart the ring (sessions read it from RocksDB)
+          hub->ring_.push_back(feed_event(e, encode_event(e)));
+          hub->head_ = e.seq;
           if (hub->ring_.size() > kRingCapacity) hub->ring_.pop_front();
         }
         for (auto& weak : hub->parked_) {
@@ -385,7 +378,7 @@ void FeedHub::publish(const std::vector<Event>& events) {
       hub->service_.metrics().feed_lag_events = 0;
     }
   };
-  net::post(io_, Apply{this, std::make_shared<Batch>(Batch{events, {}}),
+  net::post(io_, Apply{this, std::make_shared<const std::vector<Event>>(events),
                        std::chrono::steady_clock::now() + std::chrono::seconds(1)});
 }
 

@@ -116,6 +116,7 @@ Status Ledger::load_or_rebuild() {
     });
     if (!state) return state.error();
     if (!written) return written;
+    batch->record_head();
     if (auto s = store_->write(batch->batch(), true); !s) return s;
     state_ = std::move(*state);
   }

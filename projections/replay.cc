@@ -37,6 +37,15 @@ Status scan_verified(const Store& store, const ScanOptions& options,
   });
   if (!scanned) return scanned;
   if (problem) return *problem;
+  // A log whose last events were removed still chains; the recorded head tells.
+  if (options.to_seq == std::numeric_limits<std::uint64_t>::max()) {
+    auto recorded = store.recorded_head();
+    if (!recorded) return recorded.error();
+    if (*recorded >= expected) {
+      return make_error(500, "CorruptEvent", "seq " + std::to_string(expected) + ": missing (the log was committed up to seq " +
+                                                 std::to_string(*recorded) + ")");
+    }
+  }
   return Ok{};
 }
 

@@ -32,6 +32,10 @@ void LogBatch::reindex(const Event& e) {
   head_ = Head{e.seq, e.time_us, e.hash};
 }
 
+void LogBatch::record_head() {
+  batch_.Put(store_.meta(), rocksdb::Slice(kRecordedHeadKey.data(), kRecordedHeadKey.size()), be64(head_.seq));
+}
+
 void LogBatch::put_row(std::string_view key, std::string_view value) {
   batch_.Put(store_.proj(), rocksdb::Slice(key.data(), key.size()), rocksdb::Slice(value.data(), value.size()));
   std::string versioned = "P";
@@ -107,6 +111,7 @@ void GroupCommitter::commit(std::vector<std::unique_ptr<WriteJob>>& group) {
   for (auto& job : group) job->stage(batch);
 
   Status durable = Ok{};
+  if (!batch.appended().empty()) batch.record_head();
   if (batch.batch().Count() > 0) {
     auto t0 = std::chrono::steady_clock::now();
     durable = store_.write(batch.batch(), /*sync=*/true);

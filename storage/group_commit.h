@@ -48,6 +48,9 @@ class LogBatch {
   // it (used when rebuilding projections from the log).
   void reindex(const Event& e);
 
+  // Records head().seq in the meta family (the log's end marker).
+  void record_head();
+
   // Current row value and a hist version at head().seq.
   void put_row(std::string_view key, std::string_view value);
   void delete_row(std::string_view key);

@@ -204,6 +204,13 @@ Result<std::optional<std::string>> Store::get(rocksdb::ColumnFamilyHandle* cf, s
   return std::optional<std::string>(std::move(value));
 }
 
+Result<std::uint64_t> Store::recorded_head() const {
+  auto v = get(meta(), kRecordedHeadKey);
+  if (!v) return v.error();
+  if (!*v || (*v)->size() != 8) return std::uint64_t{0};
+  return read_be64(**v);
+}
+
 Status Store::clear_projections() {
   for (auto* cf : {proj(), hist(), idx()}) {
     rocksdb::WriteBatch batch;

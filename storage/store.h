@@ -8,6 +8,9 @@
 //            't' be64(time_us) be64(seq)       -> ""   event time index
 //   secrets  access key id                     -> secret (never exported, never in events)
 //   default  "proj_version"                    -> projection code version
+//            "head"                            -> be64(seq) of the last committed event,
+//                                                 written with every group, so a log
+//                                                 cut short at its end is detected
 // Row keys never contain '\0', so versions of one row sort together, oldest first.
 //
 // Thread safety: all methods are safe to call concurrently (RocksDB is); the
@@ -41,6 +44,7 @@ std::uint64_t read_be64(std::string_view bytes);  // REQUIRES: bytes.size() >= 8
 std::string hist_key(std::string_view row_key, std::uint64_t seq);
 std::string entity_key(std::string_view entity, std::uint64_t seq);
 std::string time_key(std::int64_t time_us, std::uint64_t seq);
+inline constexpr std::string_view kRecordedHeadKey = "head";
 
 struct Head {
   std::uint64_t seq = 0;
@@ -95,6 +99,9 @@ class Store {
 
   Result<std::optional<std::string>> get(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
                                          const rocksdb::Snapshot* snapshot = nullptr) const;
+
+  // The seq recorded by the last committed group (0 when none was recorded).
+  Result<std::uint64_t> recorded_head() const;
 
   // Drops every projection row (proj, hist) and index entry, for a rebuild.
   Status clear_projections();

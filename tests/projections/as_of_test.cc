@@ -209,9 +209,13 @@ class HistoryWriter {
   }
 
   // ---- planning ----------------------------------------------------------------
+  // Appends one or more commands; appends nothing when the model cannot support
+  // any yet (the first round, before accounts exist), which ends the round.
   void plan(std::vector<Planned>& out) {
     const auto& regions = ledger_.limits().regions;
-    if (accounts_.size() < 40 || chance(0.02)) {
+    if (accounts_.empty() && planned_accounts_ >= 40) return;
+    if (planned_accounts_ < 40 || chance(0.003)) {
+      ++planned_accounts_;
       std::string id = account_id();
       out.push_back({RegisterAccount{id, chance(0.3) ? "intl" : "cn", access_key()}, ""});
       return;
@@ -228,7 +232,7 @@ class HistoryWriter {
         all_instances_.push_back(run.instance_ids.back());
       }
       out.push_back({std::move(run), owner});
-    } else if ((r -= 0.05) < 0 || live_images_.empty()) {  // image from an instance
+    } else if ((r -= 0.04) < 0 || live_images_.empty()) {  // image from an instance
       const Instance& i = model_.instances.at(any(instances_));
       std::string id = image_id();
       all_images_.push_back(id);
@@ -286,11 +290,16 @@ class HistoryWriter {
 
   void plan_organization(std::vector<Planned>& out) {
     double r = std::uniform_real_distribution<double>(0, 1)(rng_);
-    if (managers_.size() < 3 && (managers_.empty() || chance(0.1))) {
+    // Three directories (a few more if an attempt is rejected: the account was
+    // already a member). One attempt per round until one exists.
+    if (managers_.empty() ? !directory_this_round_ : planned_directories_ < 3 && chance(0.1)) {
+      ++planned_directories_;
+      directory_this_round_ = true;
       const std::string& a = any(accounts_);
       out.push_back({EnableResourceDirectory{a, "rd-" + chars(kLower, 10), "r-" + chars(kLower, 6)}, a});
       return;
     }
+    if (managers_.empty()) return;
     const std::string& manager = any(managers_);
     const std::string dir = model_.directory_of_manager.at(manager);
     const Directory& d = model_.directories.at(dir);
@@ -298,7 +307,7 @@ class HistoryWriter {
     std::vector<std::string>& members = members_of_[dir];
     if ((r -= 0.05) < 0 || !d.sharing_enabled) {
       out.push_back({EnableSharingWithDirectory{manager}, manager});
-    } else if ((r -= 0.10) < 0 || folders.size() < 3) {  // nested folders
+    } else if ((r -= 0.04) < 0 || folders.size() < 3) {  // nested folders
       out.push_back({CreateFolder{manager, any(folders), "fd-" + chars(kLower, 10), "team"}, manager});
     } else if ((r -= 0.20) < 0 || members.size() < 3) {  // invite and (mostly) accept
       const std::string& a = any(accounts_);
@@ -361,7 +370,12 @@ class HistoryWriter {
   void round() {
     snapshot();
     std::vector<Planned> planned;
-    while (planned.size() < kRoundCommands) plan(planned);
+    directory_this_round_ = false;
+    while (planned.size() < kRoundCommands) {
+      std::size_t before = planned.size();
+      plan(planned);
+      if (planned.size() == before && accounts_.empty()) break;
+    }
     std::mutex mu;
     std::condition_variable cv;
     std::size_t done = 0;
@@ -401,6 +415,8 @@ class HistoryWriter {
   State model_;
   std::map<std::string, std::vector<std::string>> catalog_;  // region -> catalog image ids
   std::uint64_t requests_ = 0, accepted_ = 0, rejected_ = 0;
+  std::size_t planned_accounts_ = 0, planned_directories_ = 0;
+  bool directory_this_round_ = false;
   std::vector<std::string> all_images_, all_instances_, all_accounts_;  // every id ever planned
   // Snapshot of the model at the start of the round.
   std::vector<std::string> accounts_, live_images_, instances_, managers_, live_shares_;
@@ -565,13 +581,13 @@ TEST_F(AsOfTest, AsOfViewsEqualAReplayToThatSeqAtRandomSeqs) {
 TEST_F(AsOfTest, TheHistoryCoversEveryRowFamily) {
   // The oracle above is only as strong as the history: make sure it holds
   // organization grants, blocked instances, pending handshakes and the rest.
-  std::set<std::string> families;
+  std::map<std::string, std::size_t> families;  // family -> versions
   std::size_t org_grants = 0, blocked = 0;
   std::unique_ptr<rocksdb::Iterator> it(
       ledger_->store().db()->NewIterator(rocksdb::ReadOptions(), ledger_->store().hist()));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     std::string key = it->key().ToString();
-    families.insert(key.substr(0, key.find('/') + 1));
+    ++families[key.substr(0, key.find('/') + 1)];
     if (key.starts_with("grant/") && it->value().ToString().find("resource-share:") != std::string::npos) ++org_grants;
     if (key.starts_with("inst/") && it->value().ToString().find("\"reinit_blocked\":true") != std::string::npos) {
       ++blocked;
@@ -580,6 +596,17 @@ TEST_F(AsOfTest, TheHistoryCoversEveryRowFamily) {
   for (const auto& prefix : kRowPrefixes) EXPECT_TRUE(families.count(prefix)) << "no " << prefix << " rows";
   EXPECT_GT(org_grants, 0u);
   EXPECT_GT(blocked, 0u);
+  std::map<std::string, std::size_t> rows;  // family -> rows now
+  auto now = ledger_->view();
+  ASSERT_TRUE(now.ok());
+  (*now)->scan("", [&](std::string_view key, std::string_view) {
+    ++rows[std::string(key.substr(0, key.find('/') + 1))];
+    return true;
+  });
+  std::cout << "row versions (rows at head):";
+  for (const auto& [family, versions] : families) std::cout << " " << family << versions << " (" << rows[family] << ")";
+  std::cout << "; " << org_grants << " organization grant versions, " << blocked << " blocked-instance versions"
+            << std::endl;
 }
 
 // Event times as stored: (seq, time) in seq order.

@@ -6,9 +6,19 @@
 // what the projections must then answer: who can use which image via which
 // sources, recipient counts, and each instance's reinit state. After every
 // command the ledger's outcome and its rows (read through projections/queries.h)
-// are compared with the model: the pairs the command changed, plus a random
-// sample; at checkpoints everything. At the end a replay of the log must equal
-// the stored proj family exactly.
+// are compared with the model: the pairs and instances the command changed, the
+// instances on its images, plus a random sample. Every kRowCheckEvery commands
+// all grant rows, recipient counts and instances are compared, every
+// kCheckpointEvery also check_access for every (account, image) pair. At the end
+// a replay of the log must equal the stored proj family exactly.
+//
+// Where SPEC.md is silent the model takes these readings: IsPublic=true newly
+// shares (rules 5 and 6 apply; public reaches both sites); for resource shares,
+// rules 5 and 6 cover what the call newly shares (a newly associated resource
+// is checked even with no targets), and when rule 5 fails on one resource and
+// rule 6 on another either code is accepted; CopyImage of a usable image the
+// caller does not own (catalog images too) is SameRegionOnly; organization
+// error codes are the ones the ResourceManager/ResourceSharing APIs use.
 //
 // Seed: printed at start; SHARELEDGER_SEED overrides it. SHARELEDGER_MODEL_STEPS
 // overrides the number of commands. The database goes to /dev/shm when it has
@@ -1300,12 +1310,11 @@ class ModelRun {
       ASSERT_TRUE(got.ok()) << what << "\n  failed with " << describe(got.error()) << "; the model expected success";
       EXPECT_EQ(got->events.size(), static_cast<std::size_t>(want.events)) << what;
       EXPECT_EQ(got->seq, before + want.events) << what;
-      if (auto* d = std::get_if<DeleteImage>(&c)) {
+      if (std::holds_alternative<DeleteImage>(c)) {
         ASSERT_EQ(got->events.size(), 1u);
         auto blocked = std::get<ImageDeleted>(got->events[0].data).blocked_instances;
         std::sort(blocked.begin(), blocked.end());
         EXPECT_EQ(blocked, want.blocked) << what;
-        (void)d;
       }
       if (want.apply) want.apply();
       if (want.organization) model_.refresh_organization_grants();

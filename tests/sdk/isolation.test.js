@@ -149,20 +149,24 @@ describe('isolation between accounts', { timeout: 90000 }, () => {
   }
 
   test('native reads signed by C: each hidden id answers like a missing one', T, async () => {
+    // Every read route, now and under each as-of variant (SPEC §2.3).
+    const variants = [{}, { as_of_seq: cleanStreamHead }, { as_of_time: new Date().toISOString() }];
     const cases = [];
+    const add = (realPath, query, id, fakePath, makeFake) => {
+      for (const v of variants) cases.push([realPath, Object.assign({}, query, v), id, fakePath, makeFake]);
+    };
     for (const route of ['permissions', 'recipients', 'launchers', 'history']) {
-      cases.push([`/v1/images/${X}/${route}`, {}, X, (f) => `/v1/images/${f}/${route}`, fakeImage]);
-      cases.push([`/v1/images/${X}/${route}`, { as_of_seq: cleanStreamHead }, X, (f) => `/v1/images/${f}/${route}`, fakeImage]);
+      add(`/v1/images/${X}/${route}`, {}, X, (f) => `/v1/images/${f}/${route}`, fakeImage);
     }
     for (const action of ['delete', 'unshare']) {
-      cases.push([`/v1/images/${X}/impact`, { action, accounts: B.id }, X, (f) => `/v1/images/${f}/impact`, fakeImage]);
+      add(`/v1/images/${X}/impact`, { action, accounts: B.id }, X, (f) => `/v1/images/${f}/impact`, fakeImage);
     }
     for (const inst of [xInstance, ownerInstance, bInstance]) {
-      cases.push([`/v1/instances/${inst}`, {}, inst, (f) => `/v1/instances/${f}`, fakeInstance]);
-      cases.push([`/v1/instances/${inst}/history`, {}, inst, (f) => `/v1/instances/${f}/history`, fakeInstance]);
+      add(`/v1/instances/${inst}`, {}, inst, (f) => `/v1/instances/${f}`, fakeInstance);
+      add(`/v1/instances/${inst}/history`, {}, inst, (f) => `/v1/instances/${f}/history`, fakeInstance);
     }
     for (const acct of [A, B, D]) {
-      cases.push([`/v1/accounts/${acct.id}/history`, {}, acct.id, (f) => `/v1/accounts/${f}/history`, h.unknownAccountId]);
+      add(`/v1/accounts/${acct.id}/history`, {}, acct.id, (f) => `/v1/accounts/${f}/history`, h.unknownAccountId);
     }
     for (const [realPath, query, id, fakePath, makeFake] of cases) {
       const real = await h.native(server, C, 'GET', realPath, query);

@@ -122,6 +122,17 @@ TEST_F(AuditTest, MissingEventIsReportedAsAGap) {
   EXPECT_NE(report.json["error"].get<std::string>().find("missing"), std::string::npos) << report.text;
 }
 
+TEST_F(AuditTest, RemovingTheLastEventIsReportedThoughTheChainStillLinks) {
+  const std::uint64_t head = ledger_->head().seq;
+  tamper("events", be64(head), std::nullopt);
+  auto report = audit::verify(*read_only(), nullptr);
+  EXPECT_EQ(report.exit_code, 1);
+  EXPECT_EQ(report.json["bad_seq"], head) << report.text;
+  auto reopened = Ledger::open(dir_.string());
+  ASSERT_FALSE(reopened.ok());
+  EXPECT_EQ(reopened.error().code, "CorruptEvent");
+}
+
 TEST_F(AuditTest, TamperedProjectionIsReportedWithItsKey) {
   const std::string key = "grant/m-audit00000000000000001/" + recipients_[2];
   tamper("proj", key, std::string("{\"forged\":true}"));
