@@ -2,28 +2,29 @@
 // in-process server (Ledger + Service + HttpServer + FeedHub, wired like
 // tools/shareledger_main.cc) on 127.0.0.1:0; --subscribers feed clients
 // (async Beast websocket, admin token, no filter, live from the head) on
-// --client-threads threads; writers append one-event commands
+// --client-threads threads of this process; writers append one-event commands
 // (SetEncryptShareRole toggles, each writer thread on its own account, up to
 // --window commands in flight) for --seconds.
 //
-// Cases, in order, in the same process and on the same database:
-//   append/subs0      writers alone: events/s, submit->durable latency.
-//   append/subsN      the same writers while N subscribers follow the feed;
-//                     ratio = its events/s over append/subs0's.
-//   delivery/subsN    every (subscriber, event) delivery of that window:
-//                     p50/p99 = append->delivery, i.e. receive time minus the
-//                     envelope `time` (stamped when the event is sealed, before
-//                     the fsync), both from the system clock of this process.
-//                     The note adds durable-ack->delivery percentiles, gaps,
-//                     duplicates, demotions (a second {"kind":"live"}) and how
-//                     many subscribers reached the final head.
-// Targets (docs/PERFORMANCE.md): delivery p99 < 50 ms; append/subsN >= 0.9x.
+// For each writer rate in --rates (events/s in total; 0 = "max", as fast as the
+// writers go), in order, in the same process and on the same database:
+//   append/R/subs0     writers alone: events/s, submit->durable latency.
+//   append/R/subsN     the same writers while N subscribers follow the feed;
+//                      ratio = its events/s over append/R/subs0's.
+//   delivery/R/subsN   every (subscriber, event) delivery of that window:
+//                      p50/p99 = append->delivery, i.e. receive time minus the
+//                      envelope `time` (stamped when the event is sealed, before
+//                      the fsync), both from this process's system clock. The
+//                      note adds durable-ack->delivery percentiles, gaps,
+//                      duplicates, demotions (a second {"kind":"live"}) and how
+//                      many subscribers reached the final head.
+// Targets (docs/PERFORMANCE.md): delivery p99 < 50 ms; append/R/subsN >= 0.9x.
 //
 // Example:
-//   feed_bench --subscribers=1000 --seconds=5
-//   append/subs0          :  250.0 micros/op  4000 ops/sec ...
-//   append/subs1000       :  260.0 micros/op  3850 ops/sec ...; 0.96x append/subs0
-//   delivery/subs1000     :  ... p50 1.2 ms p99 9.8 ms ...
+//   feed_bench --subscribers=1000 --seconds=5 --rates=0,100
+//   append/max/subs0      :  233.3 micros/op  4287 ops/sec ...
+//   append/max/subs1000   :  ...; 0.40x append/max/subs0
+//   delivery/max/subs1000 :  ... p50 ... p99 ...
 #include <CLI/CLI.hpp>
 #include <sys/resource.h>
 
@@ -64,6 +65,7 @@ constexpr const char* kAdminToken = "feed-bench-admin-token";
 
 struct Flags {
   double seconds = 5;
+  std::vector<double> rates = {0, 100};
   int subscribers = 1000;
   int client_threads = 2;
   int server_threads = 2;
@@ -272,12 +274,16 @@ class Writers {
         std::exit(2);
       }
       accounts_.push_back(account);
-      on_.push_back(false);
+      on_.push_back(0);
     }
   }
 
-  WriterRun run(double seconds, AckTimes* acks) {
+  // Appends for `seconds`; `rate` > 0 paces the submissions to that many
+  // events/s in total (spread evenly over the threads), 0 = as fast as they go.
+  WriterRun run(double seconds, double rate, AckTimes* acks) {
     std::atomic<bool> stop{false};
+    const auto interval = std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(rate > 0 ? static_cast<double>(accounts_.size()) / rate : 0));
     std::vector<std::vector<std::uint32_t>> lat(accounts_.size());
     std::vector<std::uint64_t> errors(accounts_.size(), 0);
     std::vector<std::thread> threads;
@@ -288,9 +294,17 @@ class Writers {
         std::mutex mu;
         std::condition_variable cv;
         int in_flight = 0;
-        bool want = on_[t];
+        bool want = on_[t] != 0;
+        auto next = t0 + interval * static_cast<long>(t) / static_cast<long>(accounts_.size());
         std::unique_lock lock(mu);
         while (!stop.load(std::memory_order_relaxed)) {
+          if (rate > 0) {
+            lock.unlock();
+            std::this_thread::sleep_until(next);
+            next += interval;
+            lock.lock();
+            if (stop.load(std::memory_order_relaxed)) break;
+          }
           cv.wait(lock, [&] { return in_flight < window_; });
           in_flight++;
           want = !want;
@@ -332,7 +346,7 @@ class Writers {
   sl::Ledger& ledger_;
   int window_;
   std::vector<std::string> accounts_;
-  std::vector<bool> on_;
+  std::vector<char> on_;  // each thread's role state (not vector<bool>: threads write their own slot)
 };
 
 CaseResult writer_case(const std::string& name, WriterRun& run) {
@@ -345,6 +359,90 @@ CaseResult writer_case(const std::string& name, WriterRun& run) {
   r.cpu_us_per_op = r.ops ? run.cpu_seconds * 1e6 / static_cast<double>(r.ops) : 0;
   return r;
 }
+
+// The subscribers of one case, on their own client threads.
+class Crowd {
+ public:
+  Crowd(int subscribers, int threads, const tcp::endpoint& ep, std::uint64_t after_seq, const AckTimes& acks,
+        std::atomic<std::uint64_t>& measure_from)
+      : stats_(threads) {
+    for (int t = 0; t < threads; ++t) ios_.push_back(std::make_unique<net::io_context>(1));
+    for (int i = 0; i < subscribers; ++i) {
+      int t = i % threads;
+      auto s = std::make_shared<Subscriber>(*ios_[t], stats_[t], acks, measure_from);
+      s->start(ep, after_seq, ready_);
+      subs_.push_back(std::move(s));
+    }
+    for (int t = 0; t < threads; ++t) {
+      threads_.emplace_back([this, t] {
+        auto guard = net::make_work_guard(*ios_[t]);
+        ios_[t]->run();
+      });
+    }
+  }
+  ~Crowd() { stop(); }
+
+  // Waits (at most `timeout`) until every subscriber had its first {"kind":"live"}.
+  // Returns how many did.
+  int wait_live(std::chrono::seconds timeout) {
+    const auto start = Clock::now();
+    while (ready_.load() < static_cast<int>(subs_.size()) && Clock::now() - start < timeout) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return ready_.load();
+  }
+
+  // Subscribers whose last received seq is >= head.
+  int reached(std::uint64_t head) const {
+    int n = 0;
+    for (const auto& s : subs_) n += s->last_seq() >= head ? 1 : 0;
+    return n;
+  }
+
+  // Stops the client threads; then the merged statistics are final.
+  void stop() {
+    if (stopped_) return;
+    stopped_ = true;
+    for (auto& io : ios_) io->stop();
+    for (auto& th : threads_) th.join();
+  }
+
+  // Closes every connection (after stop()).
+  void close() {
+    for (auto& s : subs_) s->stop();
+    subs_.clear();
+    ios_.clear();
+  }
+
+  ClientStats merged() const {
+    ClientStats all;
+    for (const auto& s : stats_) {
+      all.sealed_to_recv.merge(s.sealed_to_recv);
+      all.ack_to_recv.merge(s.ack_to_recv);
+      all.frames += s.frames;
+      all.events += s.events;
+      all.gaps += s.gaps;
+      all.duplicates += s.duplicates;
+      all.live += s.live;
+      all.heartbeats += s.heartbeats;
+      all.errors += s.errors;
+    }
+    return all;
+  }
+  std::uint64_t demoted() const {
+    std::uint64_t n = 0;
+    for (const auto& s : subs_) n += s->live_frames() > 1 ? 1 : 0;
+    return n;
+  }
+
+ private:
+  std::vector<ClientStats> stats_;
+  std::vector<std::unique_ptr<net::io_context>> ios_;  // declared before subs_: outlives them
+  std::vector<std::shared_ptr<Subscriber>> subs_;
+  std::vector<std::thread> threads_;
+  std::atomic<int> ready_{0};
+  bool stopped_ = false;
+};
 
 void raise_fd_limit(int needed) {
   struct rlimit rl {};
@@ -365,6 +463,9 @@ int main(int argc, char** argv) {
   Flags f;
   CLI::App app{"feed_bench: WebSocket feed fan-out latency and its cost to writers, same run"};
   app.add_option("--seconds", f.seconds, "writer window per case")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--rates", f.rates, "writer rates to run, events/s in total, comma-separated; 0 = as fast as they go")
+      ->delimiter(',')
+      ->capture_default_str();
   app.add_option("--subscribers", f.subscribers, "concurrent feed subscribers")->capture_default_str()->check(CLI::Range(1, 20000));
   app.add_option("--client-threads", f.client_threads, "threads running the subscribers")->capture_default_str()->check(CLI::Range(1, 64));
   app.add_option("--server-threads", f.server_threads, "HTTP/feed io threads")->capture_default_str()->check(CLI::Range(1, 64));
@@ -403,154 +504,115 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "feed_bench: listen: %s\n", s.error().message.c_str());
     return 2;
   }
+  const tcp::endpoint ep(net::ip::make_address("127.0.0.1"), server->port());
 
   Writers writers(*ledger, f.writer_threads, f.window);
+  std::string rates_text;
+  for (double r : f.rates) rates_text += (rates_text.empty() ? "" : ",") + (r > 0 ? std::to_string(static_cast<long>(r)) : std::string("max"));
+  std::size_t envelope_bytes = 0;
+  if (auto bytes = ledger->store().event_bytes(ledger->head().seq); bytes && *bytes) envelope_bytes = (*bytes)->size();
   sl::bench::print_header(
       {{"bench", "feed_bench"},
        {"build", sl::bench::build_description()},
        {"cores", std::to_string(sl::bench::cores())},
        {"loadavg", sl::bench::load_average()},
        {"rocksdb", sl::bench::rocksdb_version()},
-       {"payload", "SetEncryptShareRole toggle (1 event, ~" + std::string("300") + " B envelope) per command"},
-       {"writers", std::to_string(f.writer_threads) + " threads x " + std::to_string(f.window) + " in flight"},
+       {"payload", "one event per command (SetEncryptShareRole toggle); frames ~" + std::to_string(envelope_bytes + 25) + " B"},
+       {"writers", std::to_string(f.writer_threads) + " threads x " + std::to_string(f.window) + " in flight; rates " +
+                       rates_text + " events/s"},
        {"subscribers", std::to_string(f.subscribers) + " on " + std::to_string(f.client_threads) +
-                           " client threads, admin, no filter, live from head; server " +
+                           " client threads (same process), admin, no filter, live from head; server " +
                            std::to_string(f.server_threads) + " io threads"},
        {"seconds", std::to_string(f.seconds) + " per case"},
        {"dir", scratch.path()}},
       f.json, "feed_bench");
 
-  // Case 1: writers alone.
-  WriterRun alone = writers.run(f.seconds, nullptr);
-  CaseResult base = writer_case("append/subs0", alone);
-  sl::bench::print_case(base, f.json);
+  bool ok = true;
+  for (double rate : f.rates) {
+    const std::string tag = rate > 0 ? "r" + std::to_string(static_cast<long>(rate)) : "max";
+    const std::string subs_tag = "subs" + std::to_string(f.subscribers);
 
-  // Subscribers: connect, subscribe live from the head, wait for their first live frame.
-  AckTimes acks(std::max<std::size_t>(1 << 20, static_cast<std::size_t>(base.rate() * f.seconds * 4)));
-  std::atomic<std::uint64_t> measure_from{~0ull};
-  std::vector<std::unique_ptr<net::io_context>> ios;
-  std::vector<ClientStats> stats(f.client_threads);
-  std::vector<std::shared_ptr<Subscriber>> subs;
-  std::atomic<int> ready{0};
-  const tcp::endpoint ep(net::ip::make_address("127.0.0.1"), server->port());
-  const std::uint64_t sub_head = ledger->head().seq;
-  for (int t = 0; t < f.client_threads; ++t) ios.push_back(std::make_unique<net::io_context>(1));
-  for (int i = 0; i < f.subscribers; ++i) {
-    int t = i % f.client_threads;
-    auto s = std::make_shared<Subscriber>(*ios[t], stats[t], acks, measure_from);
-    s->start(ep, sub_head, ready);
-    subs.push_back(std::move(s));
-  }
-  std::vector<std::thread> client_threads;
-  std::vector<double> client_cpu(f.client_threads, 0);
-  for (int t = 0; t < f.client_threads; ++t) {
-    client_threads.emplace_back([&, t] {
-      auto guard = net::make_work_guard(*ios[t]);
-      ios[t]->run();
-      client_cpu[t] = sl::bench::cpu_seconds_thread();
-    });
-  }
-  const auto connect_start = Clock::now();
-  while (ready.load() < f.subscribers && Clock::now() - connect_start < std::chrono::seconds(60)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  const double connect_seconds = std::chrono::duration<double>(Clock::now() - connect_start).count();
-  if (ready.load() < f.subscribers) {
-    std::fprintf(stderr, "feed_bench: only %d of %d subscribers went live in 60 s\n", ready.load(), f.subscribers);
+    // Writers alone.
+    WriterRun alone = writers.run(f.seconds, rate, nullptr);
+    CaseResult base = writer_case("append/" + tag + "/subs0", alone);
+    sl::bench::print_case(base, f.json);
+
+    // The same writers while every subscriber follows the feed from the head.
+    AckTimes acks(std::max<std::size_t>(1 << 20, static_cast<std::size_t>(base.rate() * f.seconds * 4)));
+    std::atomic<std::uint64_t> measure_from{~0ull};
+    const auto connect_start = Clock::now();
+    Crowd crowd(f.subscribers, f.client_threads, ep, ledger->head().seq, acks, measure_from);
+    const int live = crowd.wait_live(std::chrono::seconds(60));
+    const double connect_seconds = std::chrono::duration<double>(Clock::now() - connect_start).count();
+    if (live < f.subscribers) std::fprintf(stderr, "feed_bench: only %d of %d subscribers went live\n", live, f.subscribers);
+
+    const std::uint64_t start_head = ledger->head().seq;
+    acks.set_base(start_head);
+    measure_from = start_head;
+    const double cpu0 = sl::bench::cpu_seconds_process();
+    WriterRun with = writers.run(f.seconds, rate, &acks);
+    const std::uint64_t end_head = ledger->head().seq;
+    CaseResult loaded = writer_case("append/" + tag + "/" + subs_tag, with);
+    loaded.ratio = base.rate() > 0 ? loaded.rate() / base.rate() : 0;
+    loaded.baseline = "append/" + tag + "/subs0";
+    sl::bench::print_case(loaded, f.json);
+
+    // Drain: every subscriber reaches the final head (bounded).
+    const auto drain_start = Clock::now();
+    int complete = crowd.reached(end_head);
+    while (complete < f.subscribers && Clock::now() - drain_start < std::chrono::duration<double>(f.drain_seconds)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      complete = crowd.reached(end_head);
+    }
+    const double drain_seconds = std::chrono::duration<double>(Clock::now() - drain_start).count();
+    const double cpu_seconds = sl::bench::cpu_seconds_process() - cpu0;
+    crowd.stop();
+    const ClientStats all = crowd.merged();
+
+    CaseResult d;
+    d.name = "delivery/" + tag + "/" + subs_tag;
+    d.seconds = with.seconds + drain_seconds;
+    d.ops = all.sealed_to_recv.total();
+    d.errors = all.gaps + all.duplicates + all.errors;
+    d.latency.p50_us = all.sealed_to_recv.quantile(0.50);
+    d.latency.p99_us = all.sealed_to_recv.quantile(0.99);
+    d.latency.max_us = all.sealed_to_recv.max();
+    d.cpu_us_per_op = d.ops ? cpu_seconds * 1e6 / static_cast<double>(d.ops) : 0;
+    d.extra["ack_p50_us"] = all.ack_to_recv.quantile(0.50);
+    d.extra["ack_p99_us"] = all.ack_to_recv.quantile(0.99);
+    d.extra["events_appended"] = end_head - start_head;
+    d.extra["subscribers"] = f.subscribers;
+    d.extra["subscribers_complete"] = complete;
+    d.extra["gaps"] = all.gaps;
+    d.extra["duplicates"] = all.duplicates;
+    d.extra["client_errors"] = all.errors;
+    d.extra["demoted_subscribers"] = crowd.demoted();
+    d.extra["heartbeats"] = all.heartbeats;
+    d.extra["drain_seconds"] = drain_seconds;
+    d.extra["connect_seconds"] = connect_seconds;
+    char note[400];
+    std::snprintf(note, sizeof note,
+                  "max %s; durable-ack->recv p50 %s p99 %s; %llu events x %d subs, %d/%d reached head (+%.1f s "
+                  "drain); gaps %llu dups %llu errors %llu; demoted %llu",
+                  sl::bench::human_micros(d.latency.max_us).c_str(),
+                  sl::bench::human_micros(all.ack_to_recv.quantile(0.50)).c_str(),
+                  sl::bench::human_micros(all.ack_to_recv.quantile(0.99)).c_str(),
+                  static_cast<unsigned long long>(end_head - start_head), f.subscribers, complete, f.subscribers,
+                  drain_seconds, static_cast<unsigned long long>(all.gaps),
+                  static_cast<unsigned long long>(all.duplicates), static_cast<unsigned long long>(all.errors),
+                  static_cast<unsigned long long>(crowd.demoted()));
+    d.note = note;
+    sl::bench::print_case(d, f.json);
+    ok = ok && complete == f.subscribers && all.gaps == 0 && all.duplicates == 0;
+    // Let the server notice the closed connections before the next baseline.
+    crowd.close();
+    std::this_thread::sleep_for(std::chrono::seconds(1));
   }
 
-  // Case 2: the same writers with every subscriber following.
-  const std::uint64_t start_head = ledger->head().seq;
-  acks.set_base(start_head);
-  measure_from = start_head;
-  const double client_cpu0 = sl::bench::cpu_seconds_process();
-  WriterRun with = writers.run(f.seconds, &acks);
-  const std::uint64_t end_head = ledger->head().seq;
-  CaseResult loaded = writer_case("append/subs" + std::to_string(f.subscribers), with);
-  loaded.ratio = base.rate() > 0 ? loaded.rate() / base.rate() : 0;
-  loaded.baseline = "append/subs0";
-
-  // Drain: wait until every subscriber has the final head (bounded).
-  const auto drain_start = Clock::now();
-  auto reached = [&] {
-    int n = 0;
-    for (const auto& s : subs) n += s->last_seq() >= end_head ? 1 : 0;
-    return n;
-  };
-  int complete = reached();
-  while (complete < f.subscribers &&
-         Clock::now() - drain_start < std::chrono::duration<double>(f.drain_seconds)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    complete = reached();
-  }
-  const double drain_seconds = std::chrono::duration<double>(Clock::now() - drain_start).count();
-  const double process_cpu = sl::bench::cpu_seconds_process() - client_cpu0;
-  for (auto& io : ios) io->stop();
-  for (auto& th : client_threads) th.join();
-
-  ClientStats all;
-  std::uint64_t demoted = 0;
-  for (const auto& s : stats) {
-    all.sealed_to_recv.merge(s.sealed_to_recv);
-    all.ack_to_recv.merge(s.ack_to_recv);
-    all.frames += s.frames;
-    all.events += s.events;
-    all.gaps += s.gaps;
-    all.duplicates += s.duplicates;
-    all.live += s.live;
-    all.heartbeats += s.heartbeats;
-    all.errors += s.errors;
-  }
-  for (const auto& s : subs) demoted += s->live_frames() > 1 ? 1 : 0;
-  char note[400];
-  std::snprintf(note, sizeof note, "%.2fx writer events/s vs append/subs0", loaded.ratio);
-  loaded.note = note;
-  sl::bench::print_case(loaded, f.json);
-
-  CaseResult d;
-  d.name = "delivery/subs" + std::to_string(f.subscribers);
-  d.seconds = with.seconds + drain_seconds;
-  d.ops = all.sealed_to_recv.total();
-  d.errors = all.gaps + all.duplicates + all.errors;
-  d.latency.p50_us = all.sealed_to_recv.quantile(0.50);
-  d.latency.p99_us = all.sealed_to_recv.quantile(0.99);
-  d.latency.max_us = all.sealed_to_recv.max();
-  double client_cpu_total = 0;
-  for (double c : client_cpu) client_cpu_total += c;
-  d.cpu_us_per_op = d.ops ? process_cpu * 1e6 / static_cast<double>(d.ops) : 0;
-  d.extra["ack_p50_us"] = all.ack_to_recv.quantile(0.50);
-  d.extra["ack_p99_us"] = all.ack_to_recv.quantile(0.99);
-  d.extra["events_appended"] = end_head - start_head;
-  d.extra["subscribers"] = f.subscribers;
-  d.extra["subscribers_complete"] = complete;
-  d.extra["gaps"] = all.gaps;
-  d.extra["duplicates"] = all.duplicates;
-  d.extra["client_errors"] = all.errors;
-  d.extra["demoted_subscribers"] = demoted;
-  d.extra["heartbeats"] = all.heartbeats;
-  d.extra["drain_seconds"] = drain_seconds;
-  d.extra["connect_seconds"] = connect_seconds;
-  d.extra["client_cpu_seconds"] = client_cpu_total;
-  std::snprintf(note, sizeof note,
-                "max %s; durable-ack->recv p50 %s p99 %s; %llu events x %d subs, %d/%d reached head (+%.1f s "
-                "drain); gaps %llu dups %llu errors %llu; demoted %llu",
-                sl::bench::human_micros(d.latency.max_us).c_str(),
-                sl::bench::human_micros(all.ack_to_recv.quantile(0.50)).c_str(),
-                sl::bench::human_micros(all.ack_to_recv.quantile(0.99)).c_str(),
-                static_cast<unsigned long long>(end_head - start_head), f.subscribers, complete, f.subscribers,
-                drain_seconds, static_cast<unsigned long long>(all.gaps),
-                static_cast<unsigned long long>(all.duplicates), static_cast<unsigned long long>(all.errors),
-                static_cast<unsigned long long>(demoted));
-  d.note = note;
-  d.unit = "ops";
-  sl::bench::print_case(d, f.json);
-
-  subs.clear();
-  ios.clear();
   server->stop();
   ledger->stop();
   ledger->set_on_committed(nullptr);
   server.reset();
   feed.reset();
-  return (complete == f.subscribers && all.gaps == 0 && all.duplicates == 0) ? 0 : 1;
+  return ok ? 0 : 1;
 }

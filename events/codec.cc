@@ -49,17 +49,69 @@ constexpr std::string_view kHashKey = "\"hash\":\"";
 constexpr std::string_view kPrevHashKey = ",\"prev_hash\":\"";
 constexpr std::size_t kHashMemberLen = kHashKey.size() + 64 + 2;  // "hash":"<64>",
 
-std::array<unsigned char, 32> chain_digest(std::string_view prev_hash_hex, std::string_view unsealed) {
-  std::string prev_raw;
-  from_hex(prev_hash_hex, prev_raw);
+// SHA-256, fetched once. With OpenSSL 3, passing EVP_sha256() to
+// EVP_DigestInit_ex makes an implicit provider fetch (a locked lookup) on every
+// call, which costs more than hashing a whole event.
+const EVP_MD* sha256_md() {
+  static const EVP_MD* const md = [] {
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+    if (const EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr)) return fetched;
+#endif
+    return EVP_sha256();
+  }();
+  return md;
+}
+
+// One digest context per thread, reset by each EVP_DigestInit_ex.
+EVP_MD_CTX* digest_ctx() {
+  struct Holder {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Holder() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local Holder holder;
+  return holder.ctx;
+}
+
+int hex_nibble(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+// 64 lowercase hex chars -> 32 raw bytes; false (out untouched) otherwise.
+bool hex32(std::string_view hex, unsigned char* out) {
+  if (hex.size() != 64) return false;
+  unsigned char raw[32];
+  for (std::size_t i = 0; i < 32; ++i) {
+    int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    raw[i] = static_cast<unsigned char>(hi << 4 | lo);
+  }
+  std::memcpy(out, raw, 32);
+  return true;
+}
+
+// SHA-256( raw prev_hash || parts... ): the parts are the stored text without
+// its "hash" member, given in pieces so that nothing is copied.
+std::array<unsigned char, 32> chain_digest(std::string_view prev_hash_hex, std::string_view part1,
+                                           std::string_view part2 = {}) {
+  unsigned char prev_buf[32];
+  std::string prev_fallback;
+  std::string_view prev_raw;
+  if (hex32(prev_hash_hex, prev_buf)) {
+    prev_raw = std::string_view(reinterpret_cast<const char*>(prev_buf), 32);
+  } else {  // not a well-formed hash: hash what from_hex makes of it, as before
+    from_hex(prev_hash_hex, prev_fallback);
+    prev_raw = prev_fallback;
+  }
   std::array<unsigned char, 32> md{};
   unsigned int len = 0;
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  EVP_MD_CTX* ctx = digest_ctx();
+  EVP_DigestInit_ex(ctx, sha256_md(), nullptr);
   EVP_DigestUpdate(ctx, prev_raw.data(), prev_raw.size());
-  EVP_DigestUpdate(ctx, unsealed.data(), unsealed.size());
+  EVP_DigestUpdate(ctx, part1.data(), part1.size());
+  if (!part2.empty()) EVP_DigestUpdate(ctx, part2.data(), part2.size());
   EVP_DigestFinal_ex(ctx, md.data(), &len);
-  EVP_MD_CTX_free(ctx);
   return md;
 }
 
@@ -72,26 +124,34 @@ struct DecodeError {
   std::string what;
 };
 
-void read_field(element el, std::string& out, std::string_view name) {
+// A field's name for messages, "where.name", spelled out only when a message
+// needs it (decoding a valid event builds no strings for names).
+struct FieldPath {
+  std::string_view where;
+  std::string_view name;  // empty: `where` is the whole path
+  std::string str() const { return name.empty() ? std::string(where) : std::string(where) + "." + std::string(name); }
+};
+
+void read_field(element el, std::string& out, const FieldPath& path) {
   std::string_view s;
-  if (el.get_string().get(s)) throw DecodeError{std::string(name) + " must be a string"};
+  if (el.get_string().get(s)) throw DecodeError{path.str() + " must be a string"};
   out.assign(s);
 }
-void read_field(element el, bool& out, std::string_view name) {
-  if (el.get_bool().get(out)) throw DecodeError{std::string(name) + " must be a boolean"};
+void read_field(element el, bool& out, const FieldPath& path) {
+  if (el.get_bool().get(out)) throw DecodeError{path.str() + " must be a boolean"};
 }
-void read_field(element el, std::vector<std::string>& out, std::string_view name) {
+void read_field(element el, std::vector<std::string>& out, const FieldPath& path) {
   simdjson::dom::array arr;
-  if (el.get_array().get(arr)) throw DecodeError{std::string(name) + " must be an array of strings"};
+  if (el.get_array().get(arr)) throw DecodeError{path.str() + " must be an array of strings"};
   out.clear();
   for (element item : arr) {
     std::string_view s;
-    if (item.get_string().get(s)) throw DecodeError{std::string(name) + " must be an array of strings"};
+    if (item.get_string().get(s)) throw DecodeError{path.str() + " must be an array of strings"};
     out.emplace_back(s);
   }
 }
 template <class T>
-void read_field(element el, T& out, std::string_view name);
+void read_field(element el, T& out, const FieldPath& path);
 
 // Strict object decoding: every listed field exactly once, nothing else.
 template <class T>
@@ -111,7 +171,7 @@ void read_object(element el, T& out, std::string_view where) {
         matched = true;
         if (seen & (1ull << index)) throw DecodeError{std::string(where) + "." + name + " appears twice"};
         seen |= 1ull << index;
-        read_field(value, field, std::string(where) + "." + name);
+        read_field(value, field, FieldPath{where, name});
       }
       ++index;
     });
@@ -128,8 +188,8 @@ void read_object(element el, T& out, std::string_view where) {
   }
 }
 template <class T>
-void read_field(element el, T& out, std::string_view name) {
-  read_object(el, out, name);
+void read_field(element el, T& out, const FieldPath& path) {
+  read_object(el, out, path.str());  // nested objects (origin) are rare: one string
 }
 
 template <std::size_t I = 0>
@@ -203,7 +263,7 @@ bool from_hex(std::string_view hex, std::string& raw) {
 std::string sha256_hex(std::string_view bytes) {
   unsigned char md[32];
   unsigned int len = 0;
-  EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
+  EVP_Digest(bytes.data(), bytes.size(), md, &len, sha256_md(), nullptr);
   return to_hex(std::string_view(reinterpret_cast<char*>(md), len));
 }
 
@@ -235,14 +295,17 @@ Result<std::string> verify_event_bytes(std::string_view stored, std::string_view
     return make_error(400, "InvalidEvent", "stored event has no well-formed hash member");
   }
   std::string_view stored_hash = stored.substr(at + 1 + kHashKey.size(), 64);
-  std::string unsealed;
-  unsealed.reserve(stored.size());
-  unsealed.append(stored.substr(0, at + 1));
-  unsealed.append(stored.substr(at + 1 + kHashMemberLen));
-  auto md = chain_digest(prev_hash, unsealed);
-  std::string computed = to_hex(std::string_view(reinterpret_cast<char*>(md.data()), md.size()));
-  if (computed != stored_hash) {
-    return make_error(400, "InvalidEvent", "hash mismatch: stored " + std::string(stored_hash) + ", computed " + computed);
+  // The hashed text is the stored text without the member: hash its two sides.
+  auto md = chain_digest(prev_hash, stored.substr(0, at + 1), stored.substr(at + 1 + kHashMemberLen));
+  static constexpr char kDigits[] = "0123456789abcdef";
+  char computed[64];
+  for (std::size_t i = 0; i < 32; ++i) {
+    computed[2 * i] = kDigits[md[i] >> 4];
+    computed[2 * i + 1] = kDigits[md[i] & 15];
+  }
+  if (std::string_view(computed, 64) != stored_hash) {
+    return make_error(400, "InvalidEvent", "hash mismatch: stored " + std::string(stored_hash) + ", computed " +
+                                               std::string(computed, 64));
   }
   // The chain link itself: the stored prev_hash must name the previous event.
   std::size_t prev_at = stored.find(kPrevHashKey);
@@ -283,19 +346,19 @@ Result<Event> decode_event(std::string_view json_text) {
         read_object(value, e.actor, "actor");
       } else if (key == "request_id") {
         mark(4, key);
-        read_field(value, e.request_id, "request_id");
+        read_field(value, e.request_id, FieldPath{"request_id", {}});
       } else if (key == "region") {
         mark(5, key);
-        read_field(value, e.region, "region");
+        read_field(value, e.region, FieldPath{"region", {}});
       } else if (key == "data") {
         mark(6, key);
         std::visit([&](auto& d) { read_object(value, d, "data"); }, e.data);
       } else if (key == "prev_hash") {
         mark(7, key);
-        read_field(value, e.prev_hash, "prev_hash");
+        read_field(value, e.prev_hash, FieldPath{"prev_hash", {}});
       } else if (key == "hash") {
         mark(8, key);
-        read_field(value, e.hash, "hash");
+        read_field(value, e.hash, FieldPath{"hash", {}});
       } else {
         throw DecodeError{"unknown field " + std::string(key)};
       }
@@ -305,9 +368,9 @@ Result<Event> decode_event(std::string_view json_text) {
     for (int bit = 0; bit < 9; ++bit) {
       if (!(seen & (1u << bit))) throw DecodeError{std::string("missing field ") + kNames[bit]};
     }
-    std::string raw;
-    if (e.hash.size() != 64 || !from_hex(e.hash, raw)) throw DecodeError{"hash must be 64 lowercase hex chars"};
-    if (e.prev_hash.size() != 64 || !from_hex(e.prev_hash, raw)) throw DecodeError{"prev_hash must be 64 lowercase hex chars"};
+    unsigned char raw[32];
+    if (!hex32(e.hash, raw)) throw DecodeError{"hash must be 64 lowercase hex chars"};
+    if (!hex32(e.prev_hash, raw)) throw DecodeError{"prev_hash must be 64 lowercase hex chars"};
   } catch (const DecodeError& err) {
     return make_error(400, "InvalidEvent", err.what);
   }

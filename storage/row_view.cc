@@ -5,11 +5,11 @@ namespace {
 
 class CurrentRows final : public RowView {
  public:
-  explicit CurrentRows(const Store& store) : store_(store), snapshot_(store.db()->GetSnapshot()) {
+  explicit CurrentRows(const Store& store) : store_(store), snapshot_(store.snapshot()) {
     auto h = store.head(snapshot_);
     seq_ = h ? h->seq : 0;
   }
-  ~CurrentRows() override { store_.db()->ReleaseSnapshot(snapshot_); }
+  ~CurrentRows() override { store_.release_snapshot(snapshot_); }
 
   std::optional<std::string> get(std::string_view key) const override {
     auto v = store_.get(store_.proj(), key, snapshot_);

@@ -116,6 +116,14 @@ Status Store::write(rocksdb::WriteBatch& batch, bool sync) {
   return Ok{};
 }
 
+const rocksdb::Snapshot* Store::snapshot() const {
+  return mode_ == OpenMode::kSecondary ? nullptr : db_->GetSnapshot();
+}
+
+void Store::release_snapshot(const rocksdb::Snapshot* snapshot) const {
+  if (snapshot) db_->ReleaseSnapshot(snapshot);
+}
+
 Status Store::catch_up() {
   if (mode_ != OpenMode::kSecondary) return Ok{};
   rocksdb::Status s = db_->TryCatchUpWithPrimary();

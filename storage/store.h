@@ -69,6 +69,11 @@ class Store {
   rocksdb::ColumnFamilyHandle* secrets() const { return cf_[kSecrets]; }
   rocksdb::ColumnFamilyHandle* meta() const { return cf_[kMeta]; }
 
+  // A consistent point to read at; nullptr for a secondary (it only moves on
+  // catch_up(), so it is consistent already). Release with release_snapshot().
+  const rocksdb::Snapshot* snapshot() const;
+  void release_snapshot(const rocksdb::Snapshot* snapshot) const;
+
   // Writes atomically; sync=true waits for the WAL fsync.
   // OK, or 503 ServiceUnavailable (disk full, IO error: the batch is not applied).
   // After a failure RocksDB stops accepting writes; the next write first tries

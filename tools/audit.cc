@@ -1,5 +1,7 @@
 #include "tools/audit.h"
 
+#include <stdlib.h>
+
 #include <filesystem>
 #include <istream>
 #include <ostream>
@@ -40,6 +42,27 @@ std::string projection_of(const std::string& key) { return key.substr(0, key.fin
 
 }  // namespace
 
+Result<std::unique_ptr<AuditStore>> AuditStore::open(const std::string& dir) {
+  std::error_code ec;
+  if (!std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec)) {
+    return make_error(503, "ServiceUnavailable", "no database at " + dir);
+  }
+  std::string scratch_template = (std::filesystem::temp_directory_path() / "shareledger-audit-XXXXXX").string();
+  if (!mkdtemp(scratch_template.data())) return make_error(503, "ServiceUnavailable", "cannot create a scratch dir");
+  std::unique_ptr<AuditStore> out(new AuditStore());
+  out->scratch_ = scratch_template;
+  auto store = Store::open(dir, OpenMode::kSecondary, out->scratch_);
+  if (!store) return store.error();
+  out->store_ = std::move(*store);
+  return out;
+}
+
+AuditStore::~AuditStore() {
+  store_.reset();
+  std::error_code ec;
+  std::filesystem::remove_all(scratch_, ec);
+}
+
 Report verify(const Store& store, const Progress& progress) {
   std::uint64_t events = 0;
   std::string last_hash(kGenesisHash);
@@ -64,17 +87,17 @@ Report verify(const Store& store, const Progress& progress) {
 
 Report replay_diff(const Store& store, const Progress& progress) {
   // One snapshot for both sides, so a running writer cannot skew the diff.
-  const rocksdb::Snapshot* snapshot = store.db()->GetSnapshot();
+  const rocksdb::Snapshot* snapshot = store.snapshot();
   auto head = store.head(snapshot);
   if (!head) {
-    store.db()->ReleaseSnapshot(snapshot);
+    store.release_snapshot(snapshot);
     return io_error(head.error());
   }
   ScanOptions options = scan_options(store, progress, head->seq);
   options.to_seq = head->seq;
   auto state = replay(store, options);
   if (!state) {
-    store.db()->ReleaseSnapshot(snapshot);
+    store.release_snapshot(snapshot);
     return Report{1, Json{{"ok", false}, {"error", state.error().message}}, "FAILED: " + state.error().message + "\n"};
   }
   std::map<std::string, std::string> rebuilt = all_rows(*state);
@@ -107,7 +130,7 @@ Report replay_diff(const Store& store, const Progress& progress) {
     }
   }
   for (; expected != rebuilt.end(); ++expected) report(expected->first, std::nullopt, expected->second);
-  store.db()->ReleaseSnapshot(snapshot);
+  store.release_snapshot(snapshot);
   bool ok = differences.empty();
   Json out{{"ok", ok}, {"events", head->seq}, {"rows", stored_rows}, {"differences", differences}};
   text += (ok ? "OK" : "FAILED") + std::string(" events=") + std::to_string(head->seq) + " rows=" +

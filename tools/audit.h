@@ -26,6 +26,22 @@ struct Report {
 
 using Progress = std::function<void(std::uint64_t seq, std::uint64_t head)>;
 
+// A database opened for auditing without disturbing a server that may be
+// writing it: a RocksDB secondary instance with a private scratch directory
+// (removed on destruction). A plain read-only open can race the server's
+// compactions (it may find an SST already deleted); a secondary cannot.
+class AuditStore {
+ public:
+  // OK, or 503 ServiceUnavailable when the database cannot be opened.
+  static Result<std::unique_ptr<AuditStore>> open(const std::string& dir);
+  ~AuditStore();
+  const Store& store() const { return *store_; }
+
+ private:
+  std::unique_ptr<Store> store_;
+  std::string scratch_;
+};
+
 // Dense seqs, every hash and link, every event's schema. json: {ok, events, head_seq, head_hash[, bad_seq, error]}.
 Report verify(const Store& store, const Progress& progress);
 

@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <filesystem>
 #include <iostream>
 
 #include "tools/audit.h"
@@ -32,13 +31,9 @@ int finish(const sl::audit::Report& report, bool json) {
   return report.exit_code;
 }
 
-// Read-only opens never block the running server: no lock, a consistent view as of open.
-std::unique_ptr<sl::Store> open_store(const std::string& dir) {
-  if (!std::filesystem::exists(dir)) {
-    std::cerr << "no database at " << dir << "\n";
-    return nullptr;
-  }
-  auto store = sl::Store::open(dir, sl::OpenMode::kReadOnly);
+// Beside a running server too: a secondary instance never blocks or races it.
+std::unique_ptr<sl::audit::AuditStore> open_store(const std::string& dir) {
+  auto store = sl::audit::AuditStore::open(dir);
   if (!store) {
     std::cerr << store.error().code << ": " << store.error().message << "\n";
     return nullptr;
@@ -92,8 +87,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (import_cmd->parsed()) return finish(sl::audit::import_log(db, std::cin, progress_bar()), json);
-  auto store = open_store(db);
-  if (!store) return 2;
+  auto audit_store = open_store(db);
+  if (!audit_store) return 2;
+  const sl::Store* store = &audit_store->store();
   std::string entity = !image.empty() ? image : !account.empty() ? account : instance;
   std::string kind = !image.empty() ? "image" : !account.empty() ? "account" : "instance";
 

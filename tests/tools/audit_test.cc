@@ -48,8 +48,9 @@ class AuditTest : public ::testing::Test {
     return id;
   }
 
-  std::unique_ptr<Store> read_only() {
-    auto store = Store::open(dir_.string(), OpenMode::kReadOnly);
+  // How the audit tool opens a database: beside a possibly running server.
+  std::unique_ptr<audit::AuditStore> audited() {
+    auto store = audit::AuditStore::open(dir_.string());
     EXPECT_TRUE(store.ok()) << store.error().message;
     return std::move(*store);
   }
@@ -76,8 +77,8 @@ class AuditTest : public ::testing::Test {
   }
 
   std::string raw_event(std::uint64_t seq) {
-    auto store = read_only();
-    return **store->event_bytes(seq);
+    auto store = audited();
+    return **store->store().event_bytes(seq);
   }
 
   fs::path dir_;
@@ -90,12 +91,13 @@ TEST_F(AuditTest, CleanDatabaseVerifiesAndReplaysWithoutDifferences) {
   std::uint64_t head = ledger_->head().seq;
   std::string hash = ledger_->head().hash;
   ledger_.reset();
-  auto store = read_only();
-  auto verified = audit::verify(*store, nullptr);
+  auto audit_store = audited();
+  const Store& store = audit_store->store();
+  auto verified = audit::verify(store, nullptr);
   EXPECT_EQ(verified.exit_code, 0) << verified.text;
   EXPECT_EQ(verified.json["head_seq"], head);
   EXPECT_EQ(verified.json["head_hash"], hash);
-  auto replayed = audit::replay_diff(*store, nullptr);
+  auto replayed = audit::replay_diff(store, nullptr);
   EXPECT_EQ(replayed.exit_code, 0) << replayed.text;
   EXPECT_TRUE(replayed.json["differences"].empty());
   EXPECT_GT(replayed.json["rows"].get<int>(), 50);
@@ -108,7 +110,7 @@ TEST_F(AuditTest, FlippedByteIsReportedAtExactlyThatSeq) {
   std::size_t at = bytes.find("\"data\":{") + 12;
   bytes[at] ^= 0x01;
   tamper("events", be64(victim), bytes);
-  auto report = audit::verify(*read_only(), nullptr);
+  auto report = audit::verify(audited()->store(), nullptr);
   EXPECT_EQ(report.exit_code, 1);
   EXPECT_EQ(report.json["bad_seq"], victim) << report.text;
 }
@@ -116,7 +118,7 @@ TEST_F(AuditTest, FlippedByteIsReportedAtExactlyThatSeq) {
 TEST_F(AuditTest, MissingEventIsReportedAsAGap) {
   const std::uint64_t victim = 41;
   tamper("events", be64(victim), std::nullopt);
-  auto report = audit::verify(*read_only(), nullptr);
+  auto report = audit::verify(audited()->store(), nullptr);
   EXPECT_EQ(report.exit_code, 1);
   EXPECT_EQ(report.json["bad_seq"], victim);
   EXPECT_NE(report.json["error"].get<std::string>().find("missing"), std::string::npos) << report.text;
@@ -125,7 +127,7 @@ TEST_F(AuditTest, MissingEventIsReportedAsAGap) {
 TEST_F(AuditTest, RemovingTheLastEventIsReportedThoughTheChainStillLinks) {
   const std::uint64_t head = ledger_->head().seq;
   tamper("events", be64(head), std::nullopt);
-  auto report = audit::verify(*read_only(), nullptr);
+  auto report = audit::verify(audited()->store(), nullptr);
   EXPECT_EQ(report.exit_code, 1);
   EXPECT_EQ(report.json["bad_seq"], head) << report.text;
   auto reopened = Ledger::open(dir_.string());
@@ -136,7 +138,7 @@ TEST_F(AuditTest, RemovingTheLastEventIsReportedThoughTheChainStillLinks) {
 TEST_F(AuditTest, TamperedProjectionIsReportedWithItsKey) {
   const std::string key = "grant/m-audit00000000000000001/" + recipients_[2];
   tamper("proj", key, std::string("{\"forged\":true}"));
-  auto report = audit::replay_diff(*read_only(), nullptr);
+  auto report = audit::replay_diff(audited()->store(), nullptr);
   EXPECT_EQ(report.exit_code, 1);
   ASSERT_EQ(report.json["differences"].size(), 1u) << report.text;
   EXPECT_EQ(report.json["differences"][0]["key"], key);
@@ -147,7 +149,7 @@ TEST_F(AuditTest, TamperedProjectionIsReportedWithItsKey) {
 TEST_F(AuditTest, DeletedProjectionRowIsReportedAsAbsent) {
   const std::string key = "recip/m-audit00000000000000001";
   tamper("proj", key, std::nullopt);
-  auto report = audit::replay_diff(*read_only(), nullptr);
+  auto report = audit::replay_diff(audited()->store(), nullptr);
   EXPECT_EQ(report.exit_code, 1);
   ASSERT_EQ(report.json["differences"].size(), 1u);
   EXPECT_TRUE(report.json["differences"][0]["stored"].is_null());
@@ -157,7 +159,7 @@ TEST_F(AuditTest, ExportThenImportYieldsTheSameHeadHash) {
   std::string hash = ledger_->head().hash;
   ledger_.reset();
   std::stringstream log;
-  auto exported = audit::export_log(*read_only(), 0, log, nullptr);
+  auto exported = audit::export_log(audited()->store(), 0, log, nullptr);
   ASSERT_EQ(exported.exit_code, 0);
   fs::path copy = dir_.string() + "_copy";
   fs::remove_all(copy);
@@ -179,7 +181,7 @@ TEST_F(AuditTest, ImportRefusesANonEmptyTargetAndABrokenChain) {
 
   ledger_.reset();
   std::stringstream log;
-  audit::export_log(*read_only(), 0, log, nullptr);
+  audit::export_log(audited()->store(), 0, log, nullptr);
   std::string text = log.str();
   // Break the link of event 7 by altering event 6's region text (hash no longer matches).
   std::size_t line6 = 0;
@@ -201,18 +203,19 @@ TEST_F(AuditTest, HistoryAndAsOfExplainAGrant) {
   auto unshared = ledger_->execute(ModifyImageSharePermission{owner_, "cn-hangzhou", image, {}, {recipients_[0]}, std::nullopt});
   ASSERT_TRUE(unshared.ok());
   ledger_.reset();
-  auto store = read_only();
-  auto timeline = audit::history(*store, image);
+  auto audit_store = audited();
+  const Store& store = audit_store->store();
+  auto timeline = audit::history(store, image);
   ASSERT_EQ(timeline.exit_code, 0);
   std::vector<std::string> types;
   for (const auto& e : timeline.json["events"]) types.push_back(e["type"]);
   EXPECT_EQ(types, (std::vector<std::string>{"ImageCreated", "ImageShared", "ImageUnshared"}));
 
-  auto before = audit::as_of(*store, shared_at, "account", recipients_[0]);
+  auto before = audit::as_of(store, shared_at, "account", recipients_[0]);
   ASSERT_EQ(before.json["grants"].size(), 1u);
-  auto after = audit::as_of(*store, unshared->seq, "account", recipients_[0]);
+  auto after = audit::as_of(store, unshared->seq, "account", recipients_[0]);
   EXPECT_TRUE(after.json["grants"].empty());
-  auto image_then = audit::as_of(*store, shared_at, "image", image);
+  auto image_then = audit::as_of(store, shared_at, "image", image);
   EXPECT_EQ(image_then.json["recipients"]["direct"], 5);
 }
 
@@ -229,10 +232,11 @@ TEST_F(AuditTest, VerifyAndReplayRunBesideALiveWriterWithoutStoppingIt) {
   });
   while (acknowledged < 50) std::this_thread::yield();
   for (int round = 0; round < 3; ++round) {
-    auto store = read_only();
-    auto verified = audit::verify(*store, nullptr);
+    auto audit_store = audited();
+  const Store& store = audit_store->store();
+    auto verified = audit::verify(store, nullptr);
     EXPECT_EQ(verified.exit_code, 0) << verified.text;
-    auto replayed = audit::replay_diff(*store, nullptr);
+    auto replayed = audit::replay_diff(store, nullptr);
     EXPECT_EQ(replayed.exit_code, 0) << replayed.text;
   }
   int before = acknowledged;
