@@ -6,6 +6,7 @@
 #include <boost/beast/websocket.hpp>
 #include <set>
 
+#include "api/subscription.h"
 #include "events/codec.h"
 #include "events/entities.h"
 #include "events/time_format.h"
@@ -36,34 +37,6 @@ std::shared_ptr<const FeedEvent> feed_event(Event e, std::string_view stored) {
   fe->frame = event_frame(stored);
   fe->event = std::move(e);
   return fe;
-}
-
-struct Filter {
-  std::set<std::string> image_ids, account_ids, types;
-
-  bool matches(const Event& e, const std::vector<std::string>& entities) const {
-    if (!types.empty() && !types.count(std::string(e.type()))) return false;
-    auto any_in = [&](const std::set<std::string>& wanted) {
-      if (wanted.empty()) return true;
-      for (const auto& id : entities) {
-        if (wanted.count(id)) return true;
-      }
-      return false;
-    };
-    return any_in(image_ids) && any_in(account_ids);
-  }
-};
-
-// Reads a filter list; false when present but not an array of strings.
-bool read_list(const Json& filter, const char* name, std::set<std::string>& out) {
-  if (!filter.contains(name)) return true;
-  const Json& list = filter[name];
-  if (!list.is_array()) return false;
-  for (const auto& v : list) {
-    if (!v.is_string()) return false;
-    out.insert(v.get<std::string>());
-  }
-  return true;
 }
 
 }  // namespace
@@ -124,29 +97,12 @@ class FeedSession : public std::enable_shared_from_this<FeedSession> {
   }
 
   Status subscribe(const std::string& text) {
-    Json msg = Json::parse(text, nullptr, false);
-    if (!msg.is_object()) return make_error(400, "InvalidSubscribe", "the frame is not a JSON object");
-    if (msg.value("op", "") != "subscribe") return make_error(400, "InvalidSubscribe", "op must be \"subscribe\"");
-    if (msg.contains("filter")) {
-      const Json& f = msg["filter"];
-      if (!f.is_object() || !read_list(f, "image_ids", filter_.image_ids) ||
-          !read_list(f, "account_ids", filter_.account_ids) || !read_list(f, "types", filter_.types)) {
-        return make_error(400, "InvalidSubscribe", "filter must be an object of string arrays");
-      }
-    }
-    Head head = hub_.service().ledger().head();
-    if (msg.contains("after_seq") && !msg["after_seq"].is_null()) {
-      if (!msg["after_seq"].is_number_unsigned() && !(msg["after_seq"].is_number_integer() && msg["after_seq"] >= 0)) {
-        return make_error(400, "InvalidSubscribe", "after_seq must be a non-negative integer");
-      }
-      std::uint64_t after = msg["after_seq"].get<std::uint64_t>();
-      if (after > head.seq) return make_error(400, "InvalidParameter.AsOf", "after_seq is beyond the head");
-      next_ = after + 1;
-    } else {
-      next_ = head.seq + 1;
-    }
+    auto sub = parse_subscription(text, hub_.service().ledger().head().seq);
+    if (!sub) return sub.error();
+    filter_ = std::move(sub->filter);
+    next_ = sub->next_seq;
     subscribed_ = true;
-    if (msg.value("snapshot", false)) {
+    if (sub->snapshot) {
       auto view = hub_.service().ledger().view(next_ - 1);
       if (!view) return view.error();
       enqueue(frame_of(Json{{"kind", "snapshot"}, {"seq", next_ - 1}, {"state", snapshot(**view)}}));
@@ -321,7 +277,7 @@ class FeedSession : public std::enable_shared_from_this<FeedSession> {
   beast::flat_buffer in_;
   Call call_;
   Status auth_ = Ok{};
-  Filter filter_;
+  FeedFilter filter_;
   std::uint64_t next_ = 1;
   bool subscribed_ = false, live_ = false, parked_ = false, writing_ = false;
   bool closing_ = false, closing_after_write_ = false;

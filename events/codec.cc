@@ -72,21 +72,27 @@ EVP_MD_CTX* digest_ctx() {
   return holder.ctx;
 }
 
-int hex_nibble(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
+// Lowercase hex digit -> value; 0xff for anything else.
+constexpr std::array<unsigned char, 256> kNibble = [] {
+  std::array<unsigned char, 256> t{};
+  t.fill(0xff);
+  for (int c = '0'; c <= '9'; ++c) t[c] = static_cast<unsigned char>(c - '0');
+  for (int c = 'a'; c <= 'f'; ++c) t[c] = static_cast<unsigned char>(c - 'a' + 10);
+  return t;
+}();
 
 // 64 lowercase hex chars -> 32 raw bytes; false (out untouched) otherwise.
 bool hex32(std::string_view hex, unsigned char* out) {
   if (hex.size() != 64) return false;
   unsigned char raw[32];
+  unsigned bad = 0;
   for (std::size_t i = 0; i < 32; ++i) {
-    int hi = hex_nibble(hex[2 * i]), lo = hex_nibble(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    raw[i] = static_cast<unsigned char>(hi << 4 | lo);
+    unsigned hi = kNibble[static_cast<unsigned char>(hex[2 * i])];
+    unsigned lo = kNibble[static_cast<unsigned char>(hex[2 * i + 1])];
+    bad |= (hi | lo) & 0xf0;
+    raw[i] = static_cast<unsigned char>(hi << 4 | (lo & 15));
   }
+  if (bad) return false;
   std::memcpy(out, raw, 32);
   return true;
 }

@@ -176,6 +176,7 @@ class Toggler {
   Toggler(Ledger& ledger, int threads) : slots_(threads) {
     for (auto& s : slots_) s.account = Register(ledger).id;
   }
+  ~Toggler() { Stop(); }  // a failed assertion may leave background writers running
 
   // Appends exactly `n` events (spread over the threads) and waits until all are durable.
   void Append(Ledger& ledger, std::uint64_t n) {
