@@ -503,7 +503,7 @@ int main(int argc, char** argv) {
        {"payload", "hello: GET / ; check: GET /v1/check (bearer) ; ecs: DescribeImageSharePermission (ACS3, " +
                        std::to_string(fx.keys.size()) + " keys, 3 grants)"},
        {"cases", cases},
-       {"seconds", std::to_string(f.seconds) + " per case after " + std::to_string(f.warmup) + " s warm-up"},
+       {"seconds", sl::bench::format_seconds(f.seconds) + " per case after " + sl::bench::format_seconds(f.warmup) + " warm-up"},
        {"seed", std::to_string(f.seed)},
        {"dir", scratch.path()}},
       f.json, "api_bench");

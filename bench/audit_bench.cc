@@ -2,8 +2,8 @@
 // RocksDB scan of the same events, on one generated database, same run.
 //
 // The database (--events, default 1 M) is written through Ledger::submit with
-// bench/history_workload.h, flushed, and closed; the cases then open it
-// read-only as `shareledger-audit` does. One untimed raw scan warms the page
+// bench/history_workload.h, flushed, and closed; the cases then open it as
+// `shareledger-audit` does (audit::AuditStore: a RocksDB secondary instance). One untimed raw scan warms the page
 // cache first, so every case reads warm data. Cases (--benchmarks, in order):
 //   raw_scan : RocksDB iterator over the events family (readahead as in
 //              Store::scan_events), touching every key and value: the baseline
@@ -14,7 +14,9 @@
 //   fold     : replay(): verify + decode + evolve() into State (no rows)
 //   replay   : audit::replay_diff: fold, derive every row (all_rows), and
 //              diff them against the stored proj family
-// Each line's ratio is its events/s over raw_scan's.
+// Every case runs --rounds times (rounds interleave the cases); each line shows
+// its fastest round, and its ratio is its events/s over raw_scan's fastest. The
+// note (and JSON cpu_ratio) gives the same ratio in process CPU per event.
 //
 // Example:
 //   audit_bench --events=1000000
@@ -25,6 +27,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -47,6 +50,7 @@ struct Flags {
   std::string db;  // an existing database instead of generating one
   bool json = false;
   bool keep = false;
+  int rounds = 3;
   std::uint64_t seed = 13;
   std::vector<std::string> benchmarks = {"raw_scan", "chain", "decode", "verify", "fold", "replay"};
 };
@@ -110,6 +114,9 @@ int main(int argc, char** argv) {
   app.add_flag("--json", f.json, "one JSON object per line (header, then one per case)");
   app.add_flag("--keep", f.keep, "keep the generated database (under --dir)");
   app.add_option("--seed", f.seed, "workload seed")->capture_default_str();
+  app.add_option("--rounds", f.rounds, "rounds of all cases; each line shows the case's fastest round")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100));
   app.add_option("--benchmarks", f.benchmarks, "cases in order: raw_scan,chain,decode,verify,fold,replay")
       ->delimiter(',')
       ->capture_default_str()
@@ -149,12 +156,14 @@ int main(int argc, char** argv) {
     opened->reset();  // closed: the audit reads a stopped database
   }
 
-  auto store = sl::Store::open(db_dir, sl::OpenMode::kReadOnly);
+  auto t_open = Clock::now();
+  auto store = sl::audit::AuditStore::open(db_dir);  // as shareledger-audit opens it
   if (!store) {
-    std::fprintf(stderr, "audit_bench: open %s read-only: %s\n", db_dir.c_str(), describe(store.error()).c_str());
+    std::fprintf(stderr, "audit_bench: open %s: %s\n", db_dir.c_str(), describe(store.error()).c_str());
     return 2;
   }
-  const sl::Store& s = **store;
+  const double open_seconds = std::chrono::duration<double>(Clock::now() - t_open).count();
+  const sl::Store& s = (*store)->store();
   std::uint64_t bytes = 0;
   const std::uint64_t events = raw_scan(s, &bytes);  // untimed: warms the page cache
   sl::bench::print_header(
@@ -165,18 +174,21 @@ int main(int argc, char** argv) {
        {"rocksdb", sl::bench::rocksdb_version()},
        {"events", std::to_string(events) + " (" + std::to_string(events ? bytes / events : 0) + " B/event stored)"},
        {"database", generated.empty() ? "existing " + db_dir : "generated: " + generated},
-       {"payload", "history_workload (share/unshare, public, instances, forced deletes), opened read-only, warm"},
+       {"payload", "history_workload (share/unshare, public, instances, forced deletes), warm"},
+       {"open", "AuditStore::open (RocksDB secondary, as shareledger-audit) " + std::to_string(open_seconds).substr(0, 5) + " s"},
+       {"rounds", std::to_string(f.rounds) + " (each line: its fastest round)"},
        {"seed", std::to_string(f.seed)},
        {"dir", db_dir}},
       f.json, "audit_bench");
 
-  double raw_rate = 0;
-  int failures = 0;
-  for (const std::string& b : f.benchmarks) {
+  // Every round runs every case in order; each line shows the case's fastest
+  // round (wall clock), and its ratio is over the fastest raw_scan. Rounds
+  // average out a shared machine's load drift; the JSON also has cpu_ratio
+  // (process CPU per event, raw_scan's over the case's).
+  auto run_case = [&](const std::string& b) {
     CaseResult r;
     if (b == "raw_scan") {
       r = timed("raw_scan", [&](CaseResult&) { return raw_scan(s, nullptr); });
-      raw_rate = r.rate();
     } else if (b == "chain") {
       r = timed("chain", [&](CaseResult& c) {
         std::uint64_t n = 0;
@@ -233,13 +245,34 @@ int main(int argc, char** argv) {
         return rep.json.value("events", std::uint64_t{0});
       });
     }
-    if (b != "raw_scan" && raw_rate > 0) {
-      r.ratio = r.rate() / raw_rate;
-      r.baseline = "raw_scan";
-    }
     if (r.ops != events) {
       ++r.errors;
-      r.note += (r.note.empty() ? "" : "; ") + std::string("processed ") + std::to_string(r.ops) + " of " + std::to_string(events);
+      r.note += (r.note.empty() ? "" : "; ") + std::string("processed ") + std::to_string(r.ops) + " of " +
+                std::to_string(events);
+    }
+    return r;
+  };
+  std::map<std::string, CaseResult> best;
+  for (int round = 0; round < f.rounds; ++round) {
+    for (const std::string& b : f.benchmarks) {
+      CaseResult r = run_case(b);
+      auto it = best.find(b);
+      if (it == best.end() || r.errors || (!it->second.errors && r.seconds < it->second.seconds)) best[b] = r;
+    }
+  }
+  int failures = 0;
+  const CaseResult* raw = best.count("raw_scan") ? &best["raw_scan"] : nullptr;
+  for (const std::string& b : f.benchmarks) {
+    CaseResult& r = best[b];
+    r.extra["rounds"] = f.rounds;
+    if (b != "raw_scan" && raw && raw->rate() > 0) {
+      r.ratio = r.rate() / raw->rate();
+      r.baseline = "raw_scan";
+      double cpu_ratio = r.cpu_us_per_op > 0 ? raw->cpu_us_per_op / r.cpu_us_per_op : 0;
+      r.extra["cpu_ratio"] = cpu_ratio;
+      char note[48];
+      std::snprintf(note, sizeof note, "cpu %.2fx raw_scan", cpu_ratio);
+      r.note = r.note.empty() ? note : r.note + ", " + note;
     }
     failures += r.errors ? 1 : 0;
     sl::bench::print_case(r, f.json);

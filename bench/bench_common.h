@@ -94,6 +94,13 @@ inline Percentiles percentiles(std::vector<std::uint32_t>& micros) {
   return p;
 }
 
+// "5 s" / "0.5 s"
+inline std::string format_seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g s", s);
+  return buf;
+}
+
 // "812 us" / "4.12 ms"
 inline std::string human_micros(double us) {
   char buf[32];
