@@ -187,7 +187,7 @@ void Service::handle_native(std::shared_ptr<Call> call) {
 void Service::submit(std::shared_ptr<Call> call, Command command, bool ecs,
                      std::function<Json(const Commit&)> format) {
   CommandContext context{{call->caller, call->access_key_id}, call->request_id, ""};
-  if (auto* reg = std::get_if<RegisterAccount>(&command)) context.access_key_secret = call->secret_to_store;
+  if (std::holds_alternative<RegisterAccount>(command)) context.access_key_secret = call->secret_to_store;
   ledger_.submit(std::move(command), std::move(context),
                  [this, call, ecs, format = std::move(format)](Result<Commit> result) {
                    if (!result) {

@@ -5,7 +5,7 @@
 //   rocksdb_raw/sync/tN : N threads; each op is one WriteBatch of an event put
 //                         (--value-size bytes, key be64(seq)) plus
 //                         --projection-puts random-key "projection" puts
-//                         (~45 B key, ~80 B value), written with sync=true.
+//                         (~45 B key, ~95 B value), written with sync=true.
 //                         Concurrent writers share fsyncs through RocksDB's
 //                         own write-group join.
 //   append/sync/tN      : N threads; each op is Ledger::execute() of a command
@@ -367,7 +367,7 @@ int main(int argc, char** argv) {
        {"loadavg", sl::bench::load_average()},
        {"rocksdb", sl::bench::rocksdb_version()},
        {"payload", "rocksdb_raw: " + std::to_string(f.value_size) + " B event + " + std::to_string(f.projection_puts) +
-                       " x ~125 B projection puts per synced WriteBatch; append: " +
+                       " x ~140 B (key+value) projection puts per synced WriteBatch; append: " +
                        (f.command == "share" ? "ModifyImageSharePermission toggle" : "SetEncryptShareRole toggle") +
                        " (1 event + its rows)"},
        {"threads", threads_text},
