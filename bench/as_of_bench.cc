@@ -32,6 +32,7 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -54,6 +55,7 @@ struct Flags {
   bool json = false;
   bool keep = false;
   bool compact = false;
+  bool reuse = false;
   int rounds = 3;
   std::uint64_t seed = 11;
   std::vector<std::string> benchmarks = {"asof_check", "asof_launchers", "now_check"};
@@ -63,6 +65,37 @@ std::string size_label(std::uint64_t n) {
   if (n >= 1000000 && n % 1000000 == 0) return std::to_string(n / 1000000) + "M";
   if (n >= 1000 && n % 1000 == 0) return std::to_string(n / 1000) + "k";
   return std::to_string(n);
+}
+
+// --keep writes the generated workload (what the queries are drawn from) next
+// to its database, so that --reuse can measure the same history again without
+// regenerating it (10M events take most of an hour here).
+std::string workload_path(const std::string& dir) { return dir + ".workload.json"; }
+
+void save_workload(const sl::bench::Workload& w, const std::string& path) {
+  sl::bench::Json images = sl::bench::Json::array();
+  for (const auto& i : w.images) {
+    images.push_back({{"id", i.id}, {"owner", i.owner}, {"created", i.created}, {"deleted", i.deleted},
+                      {"recipients", i.recipients}});
+  }
+  sl::bench::Json j{{"accounts", w.accounts}, {"images", images}, {"planned_events", w.planned_events},
+                    {"commands", w.commands}, {"seconds", w.seconds}};
+  std::ofstream(path) << j.dump();
+}
+
+std::optional<sl::bench::Workload> load_workload(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  auto j = sl::bench::Json::parse(in);
+  sl::bench::Workload w;
+  w.accounts = j["accounts"].get<std::vector<std::string>>();
+  for (const auto& i : j["images"]) {
+    w.images.push_back({i["id"], i["owner"], i["created"], i["deleted"], i["recipients"]});
+  }
+  w.planned_events = j["planned_events"];
+  w.commands = j["commands"];
+  w.seconds = j["seconds"];
+  return w;
 }
 
 std::string describe(const sl::Error& e) { return std::to_string(e.http) + " " + e.code + ": " + e.message; }
@@ -192,6 +225,50 @@ void print_bytes(const std::string& label, const sl::Store& store, std::uint64_t
   std::fflush(stdout);
 }
 
+struct History {
+  std::string label, dir;
+  std::unique_ptr<sl::Ledger> ledger;
+  sl::bench::Workload workload;
+  std::uint64_t head = 0;
+  std::vector<Query> queries;
+};
+
+// Writes a history of about `size` events into h.ledger and prints generate/N.
+void generate(History& h, std::uint64_t size, const Flags& f) {
+  sl::bench::WorkloadOptions wo;
+  wo.events = size;
+  wo.seed = f.seed;
+  if (!f.json) {
+    wo.progress = [](std::uint64_t events, double secs) {
+      std::fprintf(stderr, "  ... %llu events planned, %.0f s\n", static_cast<unsigned long long>(events), secs);
+    };
+  }
+  const std::uint64_t groups0 = h.ledger->stats().groups, jobs0 = h.ledger->stats().jobs;
+  double cpu0 = sl::bench::cpu_seconds_process();
+  h.workload = sl::bench::generate_history(*h.ledger, wo);
+  h.head = h.ledger->head().seq;
+  CaseResult g;
+  g.name = "generate/" + h.label;
+  g.unit = "events";
+  g.seconds = h.workload.seconds;
+  g.ops = h.head;
+  g.errors = h.workload.errors;
+  g.cpu_us_per_op = h.head ? (sl::bench::cpu_seconds_process() - cpu0) * 1e6 / static_cast<double>(h.head) : 0;
+  const double groups = static_cast<double>(h.ledger->stats().groups - groups0);
+  const double jobs = static_cast<double>(h.ledger->stats().jobs - jobs0);
+  char note[200];
+  std::snprintf(note, sizeof note, "%zu accounts, %zu images, %.0f jobs/group, %llu commands",
+                h.workload.accounts.size(), h.workload.images.size(), groups > 0 ? jobs / groups : 0,
+                static_cast<unsigned long long>(h.workload.commands));
+  g.note = note;
+  if (h.workload.errors) g.note += "; first error: " + h.workload.first_error;
+  g.extra["accounts"] = h.workload.accounts.size();
+  g.extra["images"] = h.workload.images.size();
+  g.extra["jobs_per_group"] = groups > 0 ? jobs / groups : 0;
+  sl::bench::print_case(g, f.json);
+  if (f.keep) save_workload(h.workload, workload_path(h.dir));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -206,6 +283,7 @@ int main(int argc, char** argv) {
   app.add_flag("--json", f.json, "one JSON object per line (header, then one per case)");
   app.add_flag("--keep", f.keep, "keep each generated database (under --dir) instead of removing it");
   app.add_flag("--compact", f.compact, "fully compact every column family before measuring");
+  app.add_flag("--reuse", f.reuse, "measure the databases a --keep run left under --dir instead of generating");
   app.add_option("--seed", f.seed, "seed for the workload and the queries")->capture_default_str();
   app.add_option("--rounds", f.rounds, "rounds per case (sizes interleaved); the least-CPU round is reported")
       ->capture_default_str()
@@ -238,55 +316,30 @@ int main(int argc, char** argv) {
   // Phase 1: build every history (kept open), so that phase 2 can interleave
   // the sizes: on a shared machine load drifts over minutes, and measuring
   // 10k now and 10M half an hour later would compare two different machines.
-  struct History {
-    std::string label, dir;
-    std::unique_ptr<sl::Ledger> ledger;
-    sl::bench::Workload workload;
-    std::uint64_t head = 0;
-    std::vector<Query> queries;
-  };
   std::vector<History> histories;
   for (std::uint64_t size : f.sizes) {
     History h;
     h.label = size_label(size);
-    h.dir = scratch.fresh("history_" + h.label);
+    h.dir = scratch.path() + "/history_" + h.label;
+    std::optional<sl::bench::Workload> kept = f.reuse ? load_workload(workload_path(h.dir)) : std::nullopt;
+    if (f.reuse && !kept) {
+      std::fprintf(stderr, "as_of_bench: --reuse: no %s (make it with --keep --dir)\n", workload_path(h.dir).c_str());
+      return 2;
+    }
+    if (!kept) h.dir = scratch.fresh("history_" + h.label);
     auto opened = sl::Ledger::open(h.dir);
     if (!opened) {
       std::fprintf(stderr, "as_of_bench: open %s: %s\n", h.dir.c_str(), describe(opened.error()).c_str());
       return 2;
     }
     h.ledger = std::move(*opened);
-    sl::bench::WorkloadOptions wo;
-    wo.events = size;
-    wo.seed = f.seed;
-    if (!f.json) {
-      wo.progress = [](std::uint64_t events, double secs) {
-        std::fprintf(stderr, "  ... %llu events planned, %.0f s\n", static_cast<unsigned long long>(events), secs);
-      };
+    if (kept) {
+      h.workload = std::move(*kept);
+      h.head = h.ledger->head().seq;
+      std::fprintf(stderr, "  reusing %s: %llu events\n", h.dir.c_str(), static_cast<unsigned long long>(h.head));
+    } else {
+      generate(h, size, f);
     }
-    const std::uint64_t groups0 = h.ledger->stats().groups, jobs0 = h.ledger->stats().jobs;
-    double cpu0 = sl::bench::cpu_seconds_process();
-    h.workload = sl::bench::generate_history(*h.ledger, wo);
-    h.head = h.ledger->head().seq;
-    CaseResult g;
-    g.name = "generate/" + h.label;
-    g.unit = "events";
-    g.seconds = h.workload.seconds;
-    g.ops = h.head;
-    g.errors = h.workload.errors;
-    g.cpu_us_per_op = h.head ? (sl::bench::cpu_seconds_process() - cpu0) * 1e6 / static_cast<double>(h.head) : 0;
-    const double groups = static_cast<double>(h.ledger->stats().groups - groups0);
-    const double jobs = static_cast<double>(h.ledger->stats().jobs - jobs0);
-    char note[200];
-    std::snprintf(note, sizeof note, "%zu accounts, %zu images, %.0f jobs/group, %llu commands",
-                  h.workload.accounts.size(), h.workload.images.size(), groups > 0 ? jobs / groups : 0,
-                  static_cast<unsigned long long>(h.workload.commands));
-    g.note = note;
-    if (h.workload.errors) g.note += "; first error: " + h.workload.first_error;
-    g.extra["accounts"] = h.workload.accounts.size();
-    g.extra["images"] = h.workload.images.size();
-    g.extra["jobs_per_group"] = groups > 0 ? jobs / groups : 0;
-    sl::bench::print_case(g, f.json);
     auto t_settle = Clock::now();
     settle(h.ledger->store(), f.compact);
     if (!f.json) {
@@ -359,7 +412,7 @@ int main(int argc, char** argv) {
   }
   for (History& h : histories) {
     h.ledger.reset();
-    if (!f.keep) {
+    if (!f.keep && !f.reuse) {
       std::error_code ec;
       std::filesystem::remove_all(h.dir, ec);
     }

@@ -60,34 +60,66 @@ class RowsAsOf final : public RowView {
     return present(it->value());
   }
 
+  // Visits each row under `prefix` once, with its latest version <= seq_.
+  // A row's versions are walked with Next() while few; past kWalk of them the
+  // answer is fetched with one SeekForPrev and the rest skipped with one Seek,
+  // so a row's cost is bounded whatever its history length.
   void scan(std::string_view prefix,
             const std::function<bool(std::string_view, std::string_view)>& fn) const override {
-    std::unique_ptr<rocksdb::Iterator> it(store_.db()->NewIterator(rocksdb::ReadOptions(), store_.hist()));
+    constexpr int kWalk = 8;
+    rocksdb::ReadOptions ro;
+    ro.total_order_seek = true;  // `prefix` is not a whole row (see store.h)
+    std::unique_ptr<rocksdb::Iterator> it(store_.db()->NewIterator(ro, store_.hist()));
     rocksdb::Slice p(prefix.data(), prefix.size());
     std::string row;     // row key of the group being read
     std::string latest;  // its latest version <= seq_, when `has_latest`
     bool has_latest = false;
+    bool decided = false;  // a version > seq_ was seen: later ones are too
+    int walked = 0;
+    auto keep = [&](const rocksdb::Slice& v) {
+      // Reuses latest's buffer: only the last version <= seq_ of a row is kept.
+      has_latest = v.size() > 0 && v[0] == 'P';
+      if (has_latest) latest.assign(v.data() + 1, v.size() - 1);
+    };
     auto flush = [&]() -> bool {
       bool go_on = true;
       if (!row.empty() && has_latest) go_on = fn(row, latest);
       has_latest = false;
       return go_on;
     };
-    for (it->Seek(p); it->Valid() && it->key().starts_with(p); it->Next()) {
+    it->Seek(p);
+    while (it->Valid() && it->key().starts_with(p)) {
       rocksdb::Slice k = it->key();
-      if (k.size() < 9) continue;
+      if (k.size() < 9) {
+        it->Next();
+        continue;
+      }
       std::string_view key(k.data(), k.size() - 9);
       std::uint64_t version = read_be64(std::string_view(k.data() + k.size() - 8, 8));
       if (key != row) {
         if (!flush()) return;
         row.assign(key);
+        decided = false;
+        walked = 0;
       }
-      if (version <= seq_) {
-        // Reuses latest's buffer: only the last version <= seq_ of a row is kept.
-        rocksdb::Slice v = it->value();
-        has_latest = v.size() > 0 && v[0] == 'P';
-        if (has_latest) latest.assign(v.data() + 1, v.size() - 1);
+      if (decided) {
+        // skip
+      } else if (version <= seq_) {
+        keep(it->value());
+      } else {
+        decided = true;
       }
+      if (++walked < kWalk) {
+        it->Next();
+        continue;
+      }
+      if (!decided) {
+        it->SeekForPrev(hist_key(row, seq_));  // lands on a version of `row`: one <= seq_ was seen
+        keep(it->value());
+      }
+      it->Seek(row + '\x01');  // first key after every version of `row` ('\0' < '\x01' < any row byte)
+      walked = 0;
+      decided = true;
     }
     flush();
   }

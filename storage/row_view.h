@@ -4,8 +4,9 @@
 //
 // Current view: the proj family under one RocksDB snapshot, so a multi-row read
 // is consistent with one head. As-of view: SeekForPrev on versioned hist keys;
-// a get is one seek whatever the history length, a scan visits the versions of
-// the rows under its prefix.
+// a get is one seek whatever the history length, and a scan costs a bounded
+// number of steps per row under its prefix (rows with long histories are
+// crossed with two seeks instead of walked).
 // Thread safety: a view is used by one thread at a time; views are cheap.
 #pragma once
 

@@ -12,6 +12,9 @@
 //                                                 written with every group, so a log
 //                                                 cut short at its end is detected
 // Row keys never contain '\0', so versions of one row sort together, oldest first.
+// hist's prefix (for Bloom filters) is the row key: an iterator that seeks
+// anything but a whole hist key (say, a row-key prefix) must set
+// ReadOptions::total_order_seek, or it may skip files holding matches.
 //
 // Thread safety: all methods are safe to call concurrently (RocksDB is); the
 // single writer is GroupCommitter. A Store opened read-only or as a secondary

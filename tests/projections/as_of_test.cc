@@ -583,8 +583,9 @@ TEST_F(AsOfTest, TheHistoryCoversEveryRowFamily) {
   // organization grants, blocked instances, pending handshakes and the rest.
   std::map<std::string, std::size_t> families;  // family -> versions
   std::size_t org_grants = 0, blocked = 0;
-  std::unique_ptr<rocksdb::Iterator> it(
-      ledger_->store().db()->NewIterator(rocksdb::ReadOptions(), ledger_->store().hist()));
+  rocksdb::ReadOptions whole_family;
+  whole_family.total_order_seek = true;
+  std::unique_ptr<rocksdb::Iterator> it(ledger_->store().db()->NewIterator(whole_family, ledger_->store().hist()));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     std::string key = it->key().ToString();
     ++families[key.substr(0, key.find('/') + 1)];

@@ -39,7 +39,9 @@ std::string fresh_dir(const std::string& name) {
 // Every key/value of one column family, in key order.
 std::map<std::string, std::string> scan_family(const Store& store, rocksdb::ColumnFamilyHandle* cf) {
   std::map<std::string, std::string> out;
-  std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(rocksdb::ReadOptions(), cf));
+  rocksdb::ReadOptions whole_family;
+  whole_family.total_order_seek = true;
+  std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(whole_family, cf));
   for (it->SeekToFirst(); it->Valid(); it->Next()) out.emplace(it->key().ToString(), it->value().ToString());
   EXPECT_TRUE(it->status().ok()) << it->status().ToString();
   return out;
