@@ -292,14 +292,30 @@ std::string encode_event(const Event& e) {
   return dump(j);
 }
 
-Result<std::string> verify_event_bytes(std::string_view stored, std::string_view prev_hash) {
-  // The top-level "hash" member is preceded by ',' (after "data"); inside string
-  // values a quote is always escaped, so the first match is the member itself.
+namespace {
+
+// Where the top-level hash member starts (its ','), or npos when there is none.
+// It is preceded by ',' (after "data"); inside string values a quote is always
+// escaped, so the first match is the member itself.
+std::size_t hash_member_at(std::string_view stored) {
   std::size_t at = stored.find(",\"hash\":\"");
   if (at == std::string_view::npos || at + 1 + kHashMemberLen > stored.size() ||
       stored.substr(at + 1 + kHashKey.size() + 64, 2) != "\",") {
-    return make_error(400, "InvalidEvent", "stored event has no well-formed hash member");
+    return std::string_view::npos;
   }
+  return at;
+}
+
+}  // namespace
+
+std::string_view stored_hash(std::string_view stored) {
+  std::size_t at = hash_member_at(stored);
+  return at == std::string_view::npos ? std::string_view() : stored.substr(at + 1 + kHashKey.size(), 64);
+}
+
+Result<std::string> verify_event_bytes(std::string_view stored, std::string_view prev_hash) {
+  std::size_t at = hash_member_at(stored);
+  if (at == std::string_view::npos) return make_error(400, "InvalidEvent", "stored event has no well-formed hash member");
   std::string_view stored_hash = stored.substr(at + 1 + kHashKey.size(), 64);
   // The hashed text is the stored text without the member: hash its two sides.
   auto md = chain_digest(prev_hash, stored.substr(0, at + 1), stored.substr(at + 1 + kHashMemberLen));

@@ -34,6 +34,8 @@ Result<Event> decode_event(std::string_view json);
 // OK: the stored hash (64 hex). 400 InvalidEvent: no hash member, or the hash
 // does not match the bytes (message says which).
 Result<std::string> verify_event_bytes(std::string_view stored, std::string_view prev_hash);
+// The stored bytes' hash member (64 hex) as written, unchecked; empty when absent.
+std::string_view stored_hash(std::string_view stored);
 
 // Reads just "seq" and "time" of stored bytes (fast path for indexes).
 Result<std::pair<std::uint64_t, std::int64_t>> peek_seq_time(std::string_view stored);

@@ -1,49 +1,208 @@
 #include "projections/replay.h"
 
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
 #include "events/codec.h"
 
 namespace sl {
 
-Status scan_verified(const Store& store, const ScanOptions& options,
-                     const std::function<bool(const Event&, std::string_view)>& fn) {
-  std::string prev_hash(kGenesisHash);
-  std::uint64_t expected = 1;
-  std::optional<Error> problem;
-  auto fail = [&](std::uint64_t seq, const std::string& what) {
-    problem = make_error(500, "CorruptEvent", "seq " + std::to_string(seq) + ": " + what);
-    return false;
-  };
-  Event hash_only_event;
-  auto scanned = store.scan_events(1, [&](std::uint64_t seq, std::string_view bytes) {
-    if (seq > options.to_seq) return false;
-    if (seq != expected) return fail(expected, "missing (next stored event is seq " + std::to_string(seq) + ")");
-    auto hash = verify_event_bytes(bytes, prev_hash);
-    if (!hash) return fail(seq, hash.error().message);
-    bool go_on;
-    if (options.hash_only) {
-      hash_only_event.seq = seq;
-      hash_only_event.hash = *hash;
-      go_on = fn(hash_only_event, bytes);
+namespace {
+
+// The log is read in batches that pass through three hands: one thread reads
+// them from RocksDB (checking that seqs are dense), worker threads check the
+// hashes and decode them in any order, and the caller's thread hands them to
+// fn in seq order. Each event's hash covers its own bytes, and its link names
+// the previous event's stored hash, which the reader passes along with the
+// batch; so batches verify independently, and the first problem in seq order
+// is the one reported, exactly as a sequential check would.
+constexpr std::size_t kBatchEvents = 512;
+constexpr std::size_t kBatchesInFlight = 16;
+
+struct Batch {
+  std::uint64_t first_seq = 0;
+  std::string prev_hash;             // stored hash of event first_seq - 1
+  std::string bytes;                 // the events' stored bytes, back to back
+  std::vector<std::uint32_t> ends;   // end of each event in `bytes`
+  std::vector<Event> events;         // the verified prefix, decoded (hash_only: seq and hash)
+  std::optional<Error> problem;      // the first bad event, after `events`
+  bool claimed = false;              // a worker is verifying it
+  bool verified = false;
+
+  std::string_view event_bytes(std::size_t i) const {
+    std::size_t begin = i == 0 ? 0 : ends[i - 1];
+    return std::string_view(bytes).substr(begin, ends[i] - begin);
+  }
+};
+
+Error corrupt(std::uint64_t seq, const std::string& what) {
+  return make_error(500, "CorruptEvent", "seq " + std::to_string(seq) + ": " + what);
+}
+
+void verify_batch(Batch& b, bool hash_only) {
+  std::string prev = b.prev_hash;
+  b.events.reserve(b.ends.size());
+  for (std::size_t i = 0; i < b.ends.size(); ++i) {
+    const std::uint64_t seq = b.first_seq + i;
+    std::string_view bytes = b.event_bytes(i);
+    auto hash = verify_event_bytes(bytes, prev);
+    if (!hash) return void(b.problem = corrupt(seq, hash.error().message));
+    if (hash_only) {
+      Event e;
+      e.seq = seq;
+      e.hash = *hash;
+      b.events.push_back(std::move(e));
     } else {
       auto e = decode_event(bytes);
-      if (!e) return fail(seq, e.error().message);
-      if (e->seq != seq) return fail(seq, "stored under key seq " + std::to_string(seq) + " but says " + std::to_string(e->seq));
-      go_on = fn(*e, bytes);
+      if (!e) return void(b.problem = corrupt(seq, e.error().message));
+      if (e->seq != seq) {
+        return void(b.problem = corrupt(seq, "stored under key seq " + std::to_string(seq) + " but says " +
+                                                 std::to_string(e->seq)));
+      }
+      b.events.push_back(std::move(*e));
     }
-    prev_hash = std::move(*hash);
-    if (options.progress && seq % options.progress_every == 0) options.progress(seq);
-    ++expected;
-    return go_on;
-  });
-  if (!scanned) return scanned;
-  if (problem) return *problem;
+    prev = std::move(*hash);
+  }
+}
+
+class Pipeline {
+ public:
+  Pipeline(const Store& store, const ScanOptions& options) : store_(store), options_(options) {
+    reader_ = std::thread([this] { read(); });
+    unsigned workers = std::max(1u, std::thread::hardware_concurrency());
+    for (unsigned i = 0; i < workers; ++i) workers_.emplace_back([this] { work(); });
+  }
+  ~Pipeline() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    reader_.join();
+    for (auto& w : workers_) w.join();
+  }
+
+  // The next batch in seq order, verified; nullptr when the log (or to_seq) is done.
+  std::unique_ptr<Batch> next() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return (!queue_.empty() && queue_.front()->verified) || (queue_.empty() && read_done_); });
+    if (queue_.empty()) return nullptr;
+    std::unique_ptr<Batch> b = std::move(queue_.front());
+    queue_.pop_front();
+    cv_.notify_all();  // a slot is free for the reader
+    return b;
+  }
+
+  // Set once the reader is done: a storage error or a gap, reported after every batch before it.
+  const std::optional<Error>& read_problem() const { return read_problem_; }
+
+ private:
+  void read() {
+    std::string prev_hash(kGenesisHash);
+    std::uint64_t expected = 1;
+    auto batch = std::make_unique<Batch>();
+    auto publish = [&]() -> bool {
+      if (batch->ends.empty()) return true;
+      prev_hash = std::string(stored_hash(batch->event_bytes(batch->ends.size() - 1)));
+      std::unique_lock lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || queue_.size() < kBatchesInFlight; });
+      if (stop_) return false;
+      queue_.push_back(std::move(batch));
+      cv_.notify_all();
+      batch = std::make_unique<Batch>();
+      return true;
+    };
+    std::optional<Error> problem;
+    auto scanned = store_.scan_events(1, [&](std::uint64_t seq, std::string_view bytes) {
+      if (seq > options_.to_seq) return false;
+      if (seq != expected) {
+        problem = corrupt(expected, "missing (next stored event is seq " + std::to_string(seq) + ")");
+        return false;
+      }
+      if (batch->ends.empty()) {
+        batch->first_seq = seq;
+        batch->prev_hash = prev_hash;
+      }
+      batch->bytes.append(bytes);
+      batch->ends.push_back(static_cast<std::uint32_t>(batch->bytes.size()));
+      ++expected;
+      return batch->ends.size() < kBatchEvents || publish();
+    });
+    bool go_on = publish();
+    std::lock_guard lock(mu_);
+    if (!scanned) problem = scanned.error();
+    if (go_on) read_problem_ = problem;
+    read_done_ = true;
+    cv_.notify_all();
+  }
+
+  void work() {
+    for (;;) {
+      Batch* b = nullptr;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || read_done_ || claimable() != nullptr; });
+        b = claimable();
+        if (!b) return;  // stopped, or everything read is claimed
+        b->claimed = true;
+      }
+      verify_batch(*b, options_.hash_only);
+      std::lock_guard lock(mu_);
+      b->verified = true;
+      cv_.notify_all();
+    }
+  }
+
+  // REQUIRES: mu_ held. The oldest read batch no worker has taken yet.
+  Batch* claimable() {
+    if (stop_) return nullptr;
+    for (auto& b : queue_) {
+      if (!b->claimed) return b.get();
+    }
+    return nullptr;
+  }
+
+  const Store& store_;
+  const ScanOptions& options_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<Batch>> queue_;  // read, in seq order; the front leaves once verified
+  bool read_done_ = false;
+  bool stop_ = false;
+  std::optional<Error> read_problem_;
+  std::thread reader_;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace
+
+Status scan_verified(const Store& store, const ScanOptions& options,
+                     const std::function<bool(const Event&, std::string_view)>& fn) {
+  std::uint64_t next_seq = 1;
+  {
+    Pipeline pipeline(store, options);
+    while (auto batch = pipeline.next()) {
+      for (std::size_t i = 0; i < batch->events.size(); ++i) {
+        const Event& e = batch->events[i];
+        if (!fn(e, batch->event_bytes(i))) return Ok{};
+        if (options.progress && e.seq % options.progress_every == 0) options.progress(e.seq);
+        next_seq = e.seq + 1;
+      }
+      if (batch->problem) return *batch->problem;
+    }
+    if (pipeline.read_problem()) return *pipeline.read_problem();
+  }
   // A log whose last events were removed still chains; the recorded head tells.
   if (options.to_seq == std::numeric_limits<std::uint64_t>::max()) {
     auto recorded = store.recorded_head();
     if (!recorded) return recorded.error();
-    if (*recorded >= expected) {
-      return make_error(500, "CorruptEvent", "seq " + std::to_string(expected) + ": missing (the log was committed up to seq " +
-                                                 std::to_string(*recorded) + ")");
+    if (*recorded >= next_seq) {
+      return corrupt(next_seq, "missing (the log was committed up to seq " + std::to_string(*recorded) + ")");
     }
   }
   return Ok{};
