@@ -124,7 +124,8 @@ class Decider {
     }
     std::vector<std::string> users;
     if (auto it = s_.instances_by_image.find(x->id); it != s_.instances_by_image.end()) {
-      users.assign(it->second.begin(), it->second.end());
+      for (const auto& [owner, instance_ids] : it->second) users.insert(users.end(), instance_ids.begin(), instance_ids.end());
+      std::sort(users.begin(), users.end());  // the event lists them in id order, as before
     }
     if (!users.empty() && !c.force) {
       return make_error(403, "ImageUsingByInstance", "The image is in use by instances; set Force=true to delete it.");

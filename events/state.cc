@@ -218,26 +218,31 @@ class Evolver {
     auto users = s_.instances_by_image.find(image_id);
     if (users == s_.instances_by_image.end()) return;
     const Image* x = s_.image(image_id);
-    for (const auto& instance_id : users->second) {
-      Instance& i = s_.instances[instance_id];
-      if (owner && i.owner != *owner) continue;
+    auto refresh = [&](const std::string& instance_owner, const std::set<std::string>& instance_ids) {
       std::string reason;
       if (x && x->deleted()) {
         reason = "image_deleted";
-      } else if (x && x->custom() && i.owner != x->owner && !s_.holds_grant(i.owner, *x)) {
+      } else if (x && x->custom() && instance_owner != x->owner && !s_.holds_grant(instance_owner, *x)) {
         reason = "image_unshared";
       }
-      if (reason != i.blocked_reason) {
+      for (const auto& instance_id : instance_ids) {
+        Instance& i = s_.instances[instance_id];
+        if (reason == i.blocked_reason) continue;
         i.blocked_reason = reason;
         i.blocked_since = since_;
         s_.dirty.instances.insert(instance_id);
       }
+    };
+    if (!owner) {
+      for (const auto& [instance_owner, instance_ids] : users->second) refresh(instance_owner, instance_ids);
+    } else if (auto mine = users->second.find(*owner); mine != users->second.end()) {
+      refresh(mine->first, mine->second);
     }
   }
 
   // An instance's link to its current image and system disk.
   void link_image(const Instance& i) {
-    s_.instances_by_image[i.image_id].insert(i.id);
+    s_.instances_by_image[i.image_id][i.owner].insert(i.id);
     s_.disks[i.disk_id] = i.id;
     s_.dirty.image_instances.insert({i.image_id, i.id});
     s_.dirty.disks.insert(i.disk_id);
@@ -248,7 +253,10 @@ class Evolver {
     s_.disks.erase(i.disk_id);
     auto users = s_.instances_by_image.find(i.image_id);
     if (users == s_.instances_by_image.end()) return;
-    users->second.erase(i.id);
+    auto mine = users->second.find(i.owner);
+    if (mine == users->second.end()) return;
+    mine->second.erase(i.id);
+    if (mine->second.empty()) users->second.erase(mine);
     if (users->second.empty()) s_.instances_by_image.erase(users);
   }
 

@@ -90,7 +90,9 @@ struct State {
   std::unordered_map<std::string, Image> images;
   std::unordered_map<std::string, Instance> instances;
   std::unordered_map<std::string, std::string> disks;  // disk id -> instance id
-  std::unordered_map<std::string, std::set<std::string>> instances_by_image;
+  // image id -> owner -> instances running it: a grant change concerns one
+  // owner's instances only, and an image may run on many accounts' instances.
+  std::unordered_map<std::string, std::map<std::string, std::set<std::string>>> instances_by_image;
   std::unordered_map<std::string, std::map<std::string, GrantSources>> grants;  // image -> account -> sources
   std::map<std::pair<std::string, std::string>, int> custom_images;  // (owner, region) -> live custom images
   std::unordered_map<std::string, Directory> directories;

@@ -702,6 +702,17 @@ TEST_F(Reinit, UnshareBlocksTheRecipientsInstance) {
   EXPECT_TRUE(Rejects(when(ReInitDisk{kB, disk(ib)}), 403, "OperationDenied.ImageNotValid"));
 }
 
+TEST_F(Reinit, UnshareBlocksOnlyThatRecipientsInstances) {
+  given({shared(kX, {kB, kC})});
+  std::string b1 = launch(kB, kX), b2 = launch(kB, kX), ic = launch(kC, kX);
+  run(modify(kX, {}, {kB}));
+  EXPECT_EQ(blocked(b1), "image_unshared");
+  EXPECT_EQ(blocked(b2), "image_unshared");
+  EXPECT_EQ(blocked(ic), "");
+  run(modify(kX, {}, {kC}));
+  EXPECT_EQ(blocked(ic), "image_unshared");
+}
+
 TEST_F(Reinit, OwnersOwnInstanceIsNotBlockedByAnUnshare) {
   std::string ia = launch(kA, kX);
   given({shared(kX, {kB}), unshared(kX, {kB})});
