@@ -56,6 +56,12 @@ class FeedSession : public std::enable_shared_from_this<FeedSession> {
     auto params = parse_params(q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
     if (params) {
       call_.params = std::move(*params);
+      // Browsers cannot set headers on a WebSocket: the console sends the admin
+      // token as ?access_token= (RFC 6750 §2.3); accounts sign the URL (v1).
+      const std::string* token = call_.params.get("access_token");
+      if (token && call_.req[http::field::authorization].empty()) {
+        call_.req.set(http::field::authorization, "Bearer " + *token);
+      }
       auth_ = hub_.service().authenticate_call(call_, true);
     } else {
       auth_ = params.error();

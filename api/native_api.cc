@@ -194,6 +194,7 @@ void dispatch_native(Service& service, std::shared_ptr<Call> call) {
   if (get && n == 2 && parts[1] == "head") return get_head(r);
   if (get && n == 2 && parts[1] == "events") return get_events(r);
   if (get && n == 2 && parts[1] == "check") return check(r);
+  if (get && n == 2 && parts[1] == "verify") return get_verify(service, call);
   if (get && n == 4 && parts[1] == "images") return image_route(r, parts[2], parts[3]);
   if (get && n == 3 && parts[1] == "instances") {
     auto view = r.view();

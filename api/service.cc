@@ -5,6 +5,7 @@
 #include <boost/beast/http.hpp>
 #include <sstream>
 
+#include "api/console_assets.h"
 #include "api/ids.h"
 #include "events/time_format.h"
 
@@ -77,7 +78,8 @@ std::string Metrics::render(const Ledger& ledger) const {
   return out.str();
 }
 
-Service::Service(Ledger& ledger, ServiceOptions options) : ledger_(ledger), options_(std::move(options)) {}
+Service::Service(Ledger& ledger, ServiceOptions options)
+    : ledger_(ledger), options_(std::move(options)), verifier_(ledger.store()) {}
 
 void Service::handle(Request&& req, const PeerInfo&, Responder respond) {
   auto call = std::make_shared<Call>();
@@ -100,6 +102,10 @@ void Service::handle(Request&& req, const PeerInfo&, Responder respond) {
       res.keep_alive(call->req.keep_alive());
       res.prepare_payload();
       return call->respond(std::move(res));
+    }
+    if (is_console_path(path)) {
+      call->action = "console";
+      return call->respond(console_response(call->req, call->request_id));
     }
     if (path.starts_with("/v1/")) return handle_native(call);
     return handle_rpc(call);

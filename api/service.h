@@ -3,6 +3,7 @@
 //   "/"  (and any path carrying x-acs-action or Action)  -> ECS-compatible RPC
 //   "/v1/..."                                            -> native JSON API
 //   "/healthz", "/metrics"
+//   "/console", "/console/..."                        -> the web console's static files
 //
 // handle() runs on an io thread and never blocks on the disk sync: reads are
 // RocksDB lookups done in place; writes are handed to the Ledger and answered
@@ -21,6 +22,7 @@
 #include "api/http_server.h"
 #include "api/params.h"
 #include "api/signature.h"
+#include "api/verify_route.h"
 #include "projections/ledger.h"
 #include "projections/queries.h"
 
@@ -75,6 +77,7 @@ class Service {
 
   Ledger& ledger() { return ledger_; }
   Metrics& metrics() { return metrics_; }
+  ChainVerifier& verifier() { return verifier_; }
   const ServiceOptions& options() const { return options_; }
 
   // Authenticates an ACS3/v1-signed request (or a Bearer admin token when
@@ -105,6 +108,7 @@ class Service {
   NonceCache nonces_;
   Metrics metrics_;
   std::function<void(std::chrono::milliseconds, std::function<void()>)> schedule_;
+  ChainVerifier verifier_;  // last: its destructor joins a running scan first
 };
 
 // Route tables (api/ecs_api.cc, api/native_api.cc).

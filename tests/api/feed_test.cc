@@ -266,6 +266,7 @@ struct Auth {
   std::string bearer;                 // admin token
   std::string access_key_id, secret;  // or ACS3-signed for an account
   bool corrupt_signature = false;
+  std::string target = "/v1/feed";  // a browser puts its credentials in the query
 
   static Auth Admin() { return Auth{kAdminToken, "", "", false}; }
   static Auth As(const Account& a) { return Auth{"", a.key, a.secret, false}; }
@@ -337,7 +338,7 @@ class FeedClient {
       for (const auto& [name, value] : extra) req.set(name, value);
     }));
     ws_.read_message_max(64 << 20);
-    ec_ = Await([&](auto h) { ws_.async_handshake(host, "/v1/feed", h); });
+    ec_ = Await([&](auto h) { ws_.async_handshake(host, auth.target, h); });
   }
 
   ~FeedClient() { Drop(); }
@@ -858,6 +859,39 @@ TEST_F(FeedTest, UnauthenticatedOrBadlySignedUpgradeGetsAnErrorFrameThenClose) {
   ReadUntil(*ok, got, UntilSeq(r->seq));
   ASSERT_FALSE(got.ec) << got.ec.message();
   EXPECT_EQ(got.seqs, std::vector<std::uint64_t>{r->seq});
+}
+
+// Browsers cannot set headers on a WebSocket: the console sends the admin
+// token as ?access_token= and accounts sign the URL with the v1 scheme.
+TEST_F(FeedTest, BrowserStyleCredentialsInTheQueryAreAccepted) {
+  Account a = Register(ledger());
+  Auth admin{"", "", "", false, std::string("/v1/feed?access_token=") + kAdminToken};
+  std::string query = "AccessKeyId=" + a.key + "&SignatureMethod=HMAC-SHA1&SignatureNonce=" + RandomHex(32) +
+                      "&SignatureVersion=1.0&Timestamp=" + percent_encode_rfc3986(UtcNow());
+  auto params = parse_params(query);
+  ASSERT_TRUE(params);
+  std::string signature = hmac_sha1_base64(a.secret + "&", v1_string_to_sign("GET", *params));
+  Auth account{"", "", "", false, "/v1/feed?" + query + "&Signature=" + percent_encode_rfc3986(signature)};
+  auto as_admin = Subscribe(std::nullopt, Json::object(), admin);
+  auto as_account = Subscribe(std::nullopt, Json::object(), account);
+  auto r = ledger().execute(SetEncryptShareRole{a.id, true});
+  ASSERT_TRUE(r);
+  for (FeedClient* c : {as_admin.get(), as_account.get()}) {
+    Received got;
+    ReadUntil(*c, got, UntilSeq(r->seq));
+    ASSERT_FALSE(got.ec) << got.ec.message();
+    EXPECT_EQ(got.seqs, std::vector<std::uint64_t>{r->seq});
+  }
+  {
+    auto c = Connect(Auth{"", "", "", false, "/v1/feed?access_token=not-the-token"});
+    ExpectErrorThenClose(*c, "InvalidToken");
+  }
+  {
+    // A header, when sent, decides: the query token does not override it.
+    Auth both{"not-the-token", "", "", false, std::string("/v1/feed?access_token=") + kAdminToken};
+    auto c = Connect(both);
+    ExpectErrorThenClose(*c, "InvalidToken");
+  }
 }
 
 // ---- filters, heartbeats, snapshot --------------------------------------------
