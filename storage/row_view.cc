@@ -3,6 +3,31 @@
 namespace sl {
 namespace {
 
+// The least key above every key starting with `prefix` ("" when there is none,
+// i.e. the prefix is empty or all 0xff). As an iterator's upper bound it keeps
+// a prefix scan from loading, in every sorted run, the block after its last key.
+std::string prefix_end(std::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty() && static_cast<unsigned char>(end.back()) == 0xff) end.pop_back();
+  if (!end.empty()) end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
+  return end;
+}
+
+// Iterator over `cf` for keys starting with `prefix`; `bound` must outlive it.
+std::unique_ptr<rocksdb::Iterator> prefix_iterator(const Store& store, rocksdb::ColumnFamilyHandle* cf,
+                                                   std::string_view prefix, const rocksdb::Snapshot* snapshot,
+                                                   std::string& end, rocksdb::Slice& bound) {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot;
+  ro.total_order_seek = true;  // `prefix` is not a whole hist row (see store.h)
+  end = prefix_end(prefix);
+  if (!end.empty()) {
+    bound = rocksdb::Slice(end);
+    ro.iterate_upper_bound = &bound;
+  }
+  return std::unique_ptr<rocksdb::Iterator>(store.db()->NewIterator(ro, cf));
+}
+
 class CurrentRows final : public RowView {
  public:
   explicit CurrentRows(const Store& store) : store_(store), snapshot_(store.snapshot()) {
@@ -18,9 +43,9 @@ class CurrentRows final : public RowView {
 
   void scan(std::string_view prefix,
             const std::function<bool(std::string_view, std::string_view)>& fn) const override {
-    rocksdb::ReadOptions ro;
-    ro.snapshot = snapshot_;
-    std::unique_ptr<rocksdb::Iterator> it(store_.db()->NewIterator(ro, store_.proj()));
+    std::string end;
+    rocksdb::Slice bound;
+    auto it = prefix_iterator(store_, store_.proj(), prefix, snapshot_, end, bound);
     rocksdb::Slice p(prefix.data(), prefix.size());
     for (it->Seek(p); it->Valid() && it->key().starts_with(p); it->Next()) {
       if (!fn(std::string_view(it->key().data(), it->key().size()),
@@ -67,9 +92,9 @@ class RowsAsOf final : public RowView {
   void scan(std::string_view prefix,
             const std::function<bool(std::string_view, std::string_view)>& fn) const override {
     constexpr int kWalk = 8;
-    rocksdb::ReadOptions ro;
-    ro.total_order_seek = true;  // `prefix` is not a whole row (see store.h)
-    std::unique_ptr<rocksdb::Iterator> it(store_.db()->NewIterator(ro, store_.hist()));
+    std::string end;
+    rocksdb::Slice bound;
+    auto it = prefix_iterator(store_, store_.hist(), prefix, nullptr, end, bound);
     rocksdb::Slice p(prefix.data(), prefix.size());
     std::string row;     // row key of the group being read
     std::string latest;  // its latest version <= seq_, when `has_latest`
