@@ -26,12 +26,12 @@ class Evolver {
     a.id = d.account_id;
     a.site = d.site;
     a.since = since_;
-    s_.dirty.accounts.insert(d.account_id);
+    touched(&Dirty::accounts, d.account_id);
   }
   void operator()(const AccessKeyIssued& d) {
     s_.accounts[d.account_id].access_keys.push_back(d.access_key_id);
     s_.access_keys[d.access_key_id] = d.account_id;
-    s_.dirty.accounts.insert(d.account_id);
+    touched(&Dirty::accounts, d.account_id);
   }
   void operator()(const EncryptShareRoleAuthorized& d) { set_role(d.account_id, true); }
   void operator()(const EncryptShareRoleRevoked& d) { set_role(d.account_id, false); }
@@ -48,11 +48,11 @@ class Evolver {
     x.status = d.status;
     x.created = since_;
     if (x.custom()) ++s_.custom_images[{x.owner, x.region}];
-    s_.dirty.images.insert(x.id);
+    touched(&Dirty::images, x.id);
   }
   void operator()(const ImageBecameAvailable& d) {
     s_.images[d.image_id].status = "Available";
-    s_.dirty.images.insert(d.image_id);
+    touched(&Dirty::images, d.image_id);
   }
   void operator()(const ImageShared& d) {
     for (const auto& account : d.accounts) add_grant(d.image_id, account, kAccountSource);
@@ -64,7 +64,7 @@ class Evolver {
     Image& x = s_.images[d.image_id];
     x.is_public = d.is_public;
     x.public_since = d.is_public ? since_ : Since{};
-    s_.dirty.images.insert(x.id);
+    touched(&Dirty::images, x.id);
     refresh_blocking(x.id, nullptr);
   }
   void operator()(const ImageDeleted& d) {
@@ -72,7 +72,7 @@ class Evolver {
     x.status = "Deleted";
     x.is_public = false;
     if (x.custom()) --s_.custom_images[{x.owner, x.region}];
-    s_.dirty.images.insert(x.id);
+    touched(&Dirty::images, x.id);
     refresh_blocking(x.id, nullptr);
   }
 
@@ -87,8 +87,8 @@ class Evolver {
     i.product_code = d.product_code;
     i.image_since = since_;
     link_image(i);
-    s_.dirty.instances.insert(d.instance_id);
-    s_.dirty.owned_instances.insert({d.owner, d.instance_id});
+    touched(&Dirty::instances, d.instance_id);
+    touched(&Dirty::owned_instances, {d.owner, d.instance_id});
   }
   void operator()(const SystemDiskReplaced& d) {
     Instance& i = s_.instances[d.instance_id];
@@ -105,16 +105,16 @@ class Evolver {
       i.blocked_since = since_;
     }
     link_image(i);
-    s_.dirty.instances.insert(d.instance_id);
+    touched(&Dirty::instances, d.instance_id);
   }
   void operator()(const SystemDiskReinitialized&) {}
   void operator()(const InstanceDeleted& d) {
     auto it = s_.instances.find(d.instance_id);
     if (it == s_.instances.end()) return;
     unlink_image(it->second);
-    s_.dirty.owned_instances.insert({it->second.owner, d.instance_id});
+    touched(&Dirty::owned_instances, {it->second.owner, d.instance_id});
     s_.instances.erase(it);
-    s_.dirty.instances.insert(d.instance_id);
+    touched(&Dirty::instances, d.instance_id);
   }
 
   void operator()(const ResourceDirectoryEnabled& d) {
@@ -124,24 +124,24 @@ class Evolver {
     dir.management_account = d.management_account;
     s_.directory_of_manager[d.management_account] = d.directory_id;
     s_.folders[d.root_folder_id] = Folder{d.root_folder_id, "", "Root", d.directory_id};
-    s_.dirty.directories.insert(d.directory_id);
-    s_.dirty.folders.insert(d.root_folder_id);
+    touched(&Dirty::directories, d.directory_id);
+    touched(&Dirty::folders, d.root_folder_id);
     // The management account sits in the root folder like any member.
     place_account(d.management_account, d.root_folder_id);
   }
   void operator()(const FolderCreated& d) {
     const Folder* parent = find_in(s_.folders, d.parent_id);
     s_.folders[d.folder_id] = Folder{d.folder_id, d.parent_id, d.name, parent ? parent->directory_id : ""};
-    s_.dirty.folders.insert(d.folder_id);
+    touched(&Dirty::folders, d.folder_id);
   }
   void operator()(const HandshakeCreated& d) {
     s_.handshakes[d.handshake_id] = Handshake{d.handshake_id, d.directory_id, d.account_id};
-    s_.dirty.handshakes.insert(d.handshake_id);
+    touched(&Dirty::handshakes, d.handshake_id);
   }
   void operator()(const AccountJoinedDirectory& d) {
     for (auto it = s_.handshakes.begin(); it != s_.handshakes.end();) {
       if (it->second.account_id == d.account_id) {
-        s_.dirty.handshakes.insert(it->first);
+        touched(&Dirty::handshakes, it->first);
         it = s_.handshakes.erase(it);
       } else {
         ++it;
@@ -153,7 +153,7 @@ class Evolver {
   void operator()(const AccountLeftDirectory& d) { place_account(d.account_id, ""); }
   void operator()(const SharingWithDirectoryEnabled& d) {
     s_.directories[d.directory_id].sharing_enabled = true;
-    s_.dirty.directories.insert(d.directory_id);
+    touched(&Dirty::directories, d.directory_id);
   }
   void operator()(const ResourceShareCreated& d) {
     ResourceShare& rs = s_.shares[d.share_id];
@@ -161,20 +161,20 @@ class Evolver {
     rs.owner = d.owner;
     rs.name = d.name;
     rs.allow_external = d.allow_external;
-    s_.dirty.shares.insert(d.share_id);
+    touched(&Dirty::shares, d.share_id);
   }
   void operator()(const ResourceShareAssociated& d) {
     ResourceShare& rs = s_.shares[d.share_id];
     for (const auto& r : d.resources) rs.resources.insert(r), rs.association_status[r] = "Associated";
     for (const auto& t : d.targets) rs.targets.insert(t), rs.association_status[t] = "Associated";
-    s_.dirty.shares.insert(d.share_id);
+    touched(&Dirty::shares, d.share_id);
     refresh_share(rs, nullptr);
   }
   void operator()(const ResourceShareDisassociated& d) {
     ResourceShare& rs = s_.shares[d.share_id];
     for (const auto& r : d.resources) rs.resources.erase(r), rs.association_status[r] = "Disassociated";
     for (const auto& t : d.targets) rs.targets.erase(t), rs.association_status[t] = "Disassociated";
-    s_.dirty.shares.insert(d.share_id);
+    touched(&Dirty::shares, d.share_id);
     refresh_share(rs, nullptr);
   }
   void operator()(const ResourceShareDeleted& d) {
@@ -183,20 +183,26 @@ class Evolver {
     rs.resources.clear();
     rs.targets.clear();
     rs.deleted = true;
-    s_.dirty.shares.insert(d.share_id);
+    touched(&Dirty::shares, d.share_id);
     refresh_share(rs, nullptr);
   }
 
  private:
+  // Records what the event changed, for the projections (when tracked).
+  template <class Set>
+  void touched(Set Dirty::*set, typename Set::value_type key) {
+    if (s_.track_dirty) (s_.dirty.*set).insert(std::move(key));
+  }
+
   void set_role(const std::string& account_id, bool authorized) {
     s_.accounts[account_id].encrypt_role = authorized;
-    s_.dirty.accounts.insert(account_id);
+    touched(&Dirty::accounts, account_id);
   }
 
   void add_grant(const std::string& image_id, const std::string& account_id, const std::string& source) {
     auto& sources = s_.grants[image_id][account_id];
     if (!sources.emplace(source, since_).second) return;
-    s_.dirty.grants.insert({image_id, account_id});
+    touched(&Dirty::grants, {image_id, account_id});
     refresh_blocking(image_id, &account_id);
   }
 
@@ -207,7 +213,7 @@ class Evolver {
     if (account_it == image_it->second.end() || account_it->second.erase(source) == 0) return;
     if (account_it->second.empty()) image_it->second.erase(account_it);
     if (image_it->second.empty()) s_.grants.erase(image_it);
-    s_.dirty.grants.insert({image_id, account_id});
+    touched(&Dirty::grants, {image_id, account_id});
     refresh_blocking(image_id, &account_id);
   }
 
@@ -230,7 +236,7 @@ class Evolver {
         if (reason == i.blocked_reason) continue;
         i.blocked_reason = reason;
         i.blocked_since = since_;
-        s_.dirty.instances.insert(instance_id);
+        touched(&Dirty::instances, instance_id);
       }
     };
     if (!owner) {
@@ -244,12 +250,12 @@ class Evolver {
   void link_image(const Instance& i) {
     s_.instances_by_image[i.image_id][i.owner].insert(i.id);
     s_.disks[i.disk_id] = i.id;
-    s_.dirty.image_instances.insert({i.image_id, i.id});
-    s_.dirty.disks.insert(i.disk_id);
+    touched(&Dirty::image_instances, {i.image_id, i.id});
+    touched(&Dirty::disks, i.disk_id);
   }
   void unlink_image(const Instance& i) {
-    s_.dirty.image_instances.insert({i.image_id, i.id});
-    s_.dirty.disks.insert(i.disk_id);
+    touched(&Dirty::image_instances, {i.image_id, i.id});
+    touched(&Dirty::disks, i.disk_id);
     s_.disks.erase(i.disk_id);
     auto users = s_.instances_by_image.find(i.image_id);
     if (users == s_.instances_by_image.end()) return;
@@ -262,7 +268,7 @@ class Evolver {
 
   void place_account(const std::string& account_id, const std::string& folder_id) {
     s_.accounts[account_id].folder_id = folder_id;
-    s_.dirty.accounts.insert(account_id);
+    touched(&Dirty::accounts, account_id);
     for (auto& [id, rs] : s_.shares) {
       if (!rs.deleted) refresh_share(rs, &account_id);
     }
@@ -387,7 +393,7 @@ std::set<std::string> State::covered_by_target(const ResourceShare& rs, const st
 }
 
 void evolve(State& state, const Event& e) {
-  state.dirty.clear();
+  if (state.track_dirty) state.dirty.clear();
   std::visit(Evolver(state, e), e.data);
   state.head_seq = e.seq;
   state.head_time_us = e.time_us;

@@ -106,6 +106,9 @@ struct State {
   std::string head_hash = std::string(kGenesisHash);
 
   Dirty dirty;  // entities changed by the last evolve()
+  // Off for a replay that derives every row at the end (the audit): keeping
+  // `dirty` costs a set insertion per change it will never read.
+  bool track_dirty = true;
 
   // Lookups (nullptr when absent).
   const Account* account(const std::string& id) const;

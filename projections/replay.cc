@@ -211,6 +211,7 @@ Status scan_verified(const Store& store, const ScanOptions& options,
 Result<State> replay(const Store& store, const ScanOptions& options,
                      const std::function<void(const State&, const Event&)>& after_each) {
   State state;
+  state.track_dirty = after_each != nullptr;  // only after_each could read it
   ScanOptions decode = options;
   decode.hash_only = false;
   auto status = scan_verified(store, decode, [&](const Event& e, std::string_view) {
@@ -219,6 +220,7 @@ Result<State> replay(const Store& store, const ScanOptions& options,
     return true;
   });
   if (!status) return status.error();
+  state.track_dirty = true;
   return state;
 }
 

@@ -30,7 +30,8 @@ struct ScanOptions {
 Status scan_verified(const Store& store, const ScanOptions& options,
                      const std::function<bool(const Event&, std::string_view)>& fn);
 
-// Folds events 1..to_seq into a fresh State; after_each(state, event) runs after each evolve.
+// Folds events 1..to_seq into a fresh State; after_each(state, event) runs after each evolve
+// (state.dirty is kept up to date only when there is an after_each to read it).
 Result<State> replay(const Store& store, const ScanOptions& options,
                      const std::function<void(const State&, const Event&)>& after_each = nullptr);
 
