@@ -98,14 +98,37 @@ class Pipeline {
     return b;
   }
 
+  // Hands a delivered batch back to the reader, which clears and refills it:
+  // freeing its events there keeps that work off the caller's thread.
+  void recycle(std::unique_ptr<Batch> b) {
+    std::lock_guard lock(mu_);
+    spare_.push_back(std::move(b));
+  }
+
   // Set once the reader is done: a storage error or a gap, reported after every batch before it.
   const std::optional<Error>& read_problem() const { return read_problem_; }
 
  private:
+  std::unique_ptr<Batch> fresh_batch() {
+    std::unique_ptr<Batch> b;
+    {
+      std::lock_guard lock(mu_);
+      if (spare_.empty()) return std::make_unique<Batch>();
+      b = std::move(spare_.back());
+      spare_.pop_back();
+    }
+    b->bytes.clear();
+    b->ends.clear();
+    b->events.clear();
+    b->problem.reset();
+    b->claimed = b->verified = false;
+    return b;
+  }
+
   void read() {
     std::string prev_hash(kGenesisHash);
     std::uint64_t expected = 1;
-    auto batch = std::make_unique<Batch>();
+    auto batch = fresh_batch();
     auto publish = [&]() -> bool {
       if (batch->ends.empty()) return true;
       prev_hash = std::string(stored_hash(batch->event_bytes(batch->ends.size() - 1)));
@@ -114,7 +137,8 @@ class Pipeline {
       if (stop_) return false;
       queue_.push_back(std::move(batch));
       cv_.notify_all();
-      batch = std::make_unique<Batch>();
+      lock.unlock();
+      batch = fresh_batch();
       return true;
     };
     std::optional<Error> problem;
@@ -172,6 +196,7 @@ class Pipeline {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::unique_ptr<Batch>> queue_;  // read, in seq order; the front leaves once verified
+  std::vector<std::unique_ptr<Batch>> spare_;  // delivered, to be refilled
   bool read_done_ = false;
   bool stop_ = false;
   std::optional<Error> read_problem_;
@@ -194,6 +219,7 @@ Status scan_verified(const Store& store, const ScanOptions& options,
         next_seq = e.seq + 1;
       }
       if (batch->problem) return *batch->problem;
+      pipeline.recycle(std::move(batch));
     }
     if (pipeline.read_problem()) return *pipeline.read_problem();
   }
