@@ -202,6 +202,7 @@ class Evolver {
   void add_grant(const std::string& image_id, const std::string& account_id, const std::string& source) {
     auto& sources = s_.grants[image_id][account_id];
     if (!sources.emplace(source, since_).second) return;
+    if (source != kAccountSource) s_.share_grants[source].insert({image_id, account_id});
     touched(&Dirty::grants, {image_id, account_id});
     refresh_blocking(image_id, &account_id);
   }
@@ -211,6 +212,10 @@ class Evolver {
     if (image_it == s_.grants.end()) return;
     auto account_it = image_it->second.find(account_id);
     if (account_it == image_it->second.end() || account_it->second.erase(source) == 0) return;
+    if (auto by_share = s_.share_grants.find(source); by_share != s_.share_grants.end()) {
+      by_share->second.erase({image_id, account_id});
+      if (by_share->second.empty()) s_.share_grants.erase(by_share);
+    }
     if (account_it->second.empty()) image_it->second.erase(account_it);
     if (image_it->second.empty()) s_.grants.erase(image_it);
     touched(&Dirty::grants, {image_id, account_id});
@@ -278,23 +283,29 @@ class Evolver {
   // resources x covered accounts (only for `only_account` when given).
   void refresh_share(const ResourceShare& rs, const std::string* only_account) {
     const std::string source = share_source(rs.id);
-    std::set<std::pair<std::string, std::string>> desired;
+    std::set<std::pair<std::string, std::string>> desired, current;
     for (const auto& image_id : rs.resources) {
       const Image* x = s_.image(image_id);
       if (!x || x->deleted()) continue;
       for (const auto& target : rs.targets) {
+        if (only_account) {
+          if (*only_account != x->owner && s_.target_covers(target, *only_account)) desired.insert({image_id, *only_account});
+          continue;
+        }
         for (const auto& account : s_.covered_by_target(rs, target)) {
-          if (account == x->owner || (only_account && account != *only_account)) continue;
-          desired.insert({image_id, account});
+          if (account != x->owner) desired.insert({image_id, account});
         }
       }
     }
-    std::vector<std::pair<std::string, std::string>> current;
-    for (const auto& [image_id, by_account] : s_.grants) {
-      for (const auto& [account, sources] : by_account) {
-        if (only_account && account != *only_account) continue;
-        if (sources.count(source)) current.emplace_back(image_id, account);
+    if (only_account) {
+      // A share's grants are all on its current resources: disassociating one
+      // refreshes the whole share at once.
+      for (const auto& image_id : rs.resources) {
+        const GrantSources* g = s_.grant(image_id, *only_account);
+        if (g && g->count(source)) current.insert({image_id, *only_account});
       }
+    } else if (auto it = s_.share_grants.find(source); it != s_.share_grants.end()) {
+      current = it->second;
     }
     for (const auto& [image_id, account] : current) {
       if (!desired.count({image_id, account})) remove_grant(image_id, account, source);
@@ -373,23 +384,27 @@ State::Recipients State::recipients(const std::string& image_id) const {
   return r;
 }
 
-std::set<std::string> State::covered_by_target(const ResourceShare& rs, const std::string& target) const {
+std::set<std::string> State::covered_by_target(const ResourceShare&, const std::string& target) const {
   std::set<std::string> out;
   if (accounts.count(target)) {
     out.insert(target);
     return out;
   }
-  bool is_directory = directories.count(target) > 0;
   for (const auto& [id, a] : accounts) {
-    if (a.folder_id.empty()) continue;
-    if (is_directory) {
-      const Folder* f = find_in(folders, a.folder_id);
-      if (f && f->directory_id == target) out.insert(id);
-    } else if (folder_within(a.folder_id, target)) {
-      out.insert(id);
-    }
+    if (target_covers(target, id)) out.insert(id);
   }
   return out;
+}
+
+bool State::target_covers(const std::string& target, const std::string& account_id) const {
+  if (accounts.count(target)) return target == account_id;
+  const Account* a = account(account_id);
+  if (!a || a->folder_id.empty()) return false;
+  if (directories.count(target)) {
+    const Folder* f = find_in(folders, a->folder_id);
+    return f && f->directory_id == target;
+  }
+  return folder_within(a->folder_id, target);
 }
 
 void evolve(State& state, const Event& e) {

@@ -94,6 +94,9 @@ struct State {
   // owner's instances only, and an image may run on many accounts' instances.
   std::unordered_map<std::string, std::map<std::string, std::set<std::string>>> instances_by_image;
   std::unordered_map<std::string, std::map<std::string, GrantSources>> grants;  // image -> account -> sources
+  // "resource-share:<id>" -> the (image, account) grants it gives: what a
+  // share's refresh compares against, without a walk over every grant.
+  std::unordered_map<std::string, std::set<std::pair<std::string, std::string>>> share_grants;
   std::map<std::pair<std::string, std::string>, int> custom_images;  // (owner, region) -> live custom images
   std::unordered_map<std::string, Directory> directories;
   std::unordered_map<std::string, std::string> directory_of_manager;  // management account -> directory id
@@ -134,6 +137,8 @@ struct State {
   Recipients recipients(const std::string& image_id) const;
   // Accounts covered by a resource-share target (directory, folder or account id).
   std::set<std::string> covered_by_target(const ResourceShare& rs, const std::string& target) const;
+  // Whether `target` covers `account_id` (one account's answer, without the walk).
+  bool target_covers(const std::string& target, const std::string& account_id) const;
 };
 
 // Applies one sealed event. Pure; sets state.dirty to what changed.
