@@ -11,9 +11,74 @@ using nlohmann::json;
 // Where rows go: a LogBatch (live) or a map (replay). `value` nullopt = absent.
 using Sink = std::function<void(const std::string& key, const std::optional<std::string>& value)>;
 
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+// Row values are JSON objects in nlohmann's canonical form (keys sorted,
+// compact), written directly: building a json tree per row cost more than the
+// rest of staging a write. ObjectWriter's callers add keys in sorted order;
+// ledger_test checks every stored row against nlohmann's own rendering.
+class ObjectWriter {
+ public:
+  ObjectWriter() : out_("{") {}
 
-json since_json(const Since& s) { return json{{"seq", s.seq}, {"time", s.time_us}}; }
+  ObjectWriter& str(std::string_view key, std::string_view value) {
+    name(key);
+    quoted(out_, value);
+    return *this;
+  }
+  ObjectWriter& boolean(std::string_view key, bool value) {
+    name(key);
+    out_ += value ? "true" : "false";
+    return *this;
+  }
+  template <class Int>
+  ObjectWriter& number(std::string_view key, Int value) {
+    name(key);
+    out_ += std::to_string(value);
+    return *this;
+  }
+  ObjectWriter& since(std::string_view key, const Since& s) {
+    return raw(key, ObjectWriter().number("seq", s.seq).number("time", s.time_us).done());
+  }
+  ObjectWriter& strings(std::string_view key, const std::set<std::string>& values) {
+    name(key);
+    out_ += '[';
+    for (const auto& v : values) {
+      if (out_.back() != '[') out_ += ',';
+      quoted(out_, v);
+    }
+    out_ += ']';
+    return *this;
+  }
+  ObjectWriter& raw(std::string_view key, std::string_view json_text) {
+    name(key);
+    out_ += json_text;
+    return *this;
+  }
+  std::string done() {
+    out_ += '}';
+    return std::move(out_);
+  }
+
+  // A JSON string as nlohmann writes it (the invalid-UTF-8 replacing handler).
+  static void quoted(std::string& out, std::string_view v) {
+    bool plain = true;
+    for (unsigned char c : v) plain = plain && c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+    if (!plain) {
+      out += json(std::string(v)).dump(-1, ' ', false, json::error_handler_t::replace);
+      return;
+    }
+    out += '"';
+    out += v;
+    out += '"';
+  }
+
+ private:
+  void name(std::string_view key) {
+    if (out_.size() > 1) out_ += ',';
+    quoted(out_, key);
+    out_ += ':';
+  }
+  std::string out_;
+};
 
 std::optional<std::string> presence(bool present) {
   return present ? std::optional<std::string>("") : std::nullopt;
@@ -22,42 +87,50 @@ std::optional<std::string> presence(bool present) {
 void emit_account(const State& s, const std::string& id, const Sink& sink) {
   const Account* a = s.account(id);
   if (!a) return sink("acct/" + id, std::nullopt);
-  sink("acct/" + id, dump(json{{"account_id", a->id},
-                               {"site", a->site},
-                               {"encrypt_role", a->encrypt_role},
-                               {"folder_id", a->folder_id},
-                               {"directory_id", s.directory_of(a->id)},
-                               {"since", since_json(a->since)}}));
+  sink("acct/" + id, ObjectWriter()
+                         .str("account_id", a->id)
+                         .str("directory_id", s.directory_of(a->id))
+                         .boolean("encrypt_role", a->encrypt_role)
+                         .str("folder_id", a->folder_id)
+                         .since("since", a->since)
+                         .str("site", a->site)
+                         .done());
   for (const auto& key : a->access_keys) sink("akey/" + key, a->id);
 }
 
 void emit_recipients(const State& s, const std::string& image_id, const Sink& sink) {
   auto r = s.recipients(image_id);
-  sink("recip/" + image_id, dump(json{{"direct", r.direct},
-                                      {"via_directory", r.via_directory},
-                                      {"public", r.is_public},
-                                      {"effective", r.effective}}));
+  sink("recip/" + image_id, ObjectWriter()
+                                .number("direct", r.direct)
+                                .number("effective", r.effective)
+                                .number("public", r.is_public)
+                                .number("via_directory", r.via_directory)
+                                .done());
 }
 
 void emit_image(const State& s, const std::string& id, const Sink& sink) {
   const Image* x = s.image(id);
   if (!x) return;
-  json origin{{"marketplace_derived", x->origin.marketplace_derived},
-              {"product_code", x->origin.product_code},
-              {"paid", x->origin.paid},
-              {"encrypted", x->origin.encrypted},
-              {"kms_key", x->origin.kms_key}};
-  sink("img/" + id, dump(json{{"image_id", x->id},
-                              {"kind", x->kind},
-                              {"owner", x->owner},
-                              {"region", x->region},
-                              {"name", x->name},
-                              {"site", x->site},
-                              {"status", x->status},
-                              {"origin", origin},
-                              {"is_public", x->is_public},
-                              {"public_since", since_json(x->public_since)},
-                              {"created", since_json(x->created)}}));
+  std::string origin = ObjectWriter()
+                           .boolean("encrypted", x->origin.encrypted)
+                           .str("kms_key", x->origin.kms_key)
+                           .boolean("marketplace_derived", x->origin.marketplace_derived)
+                           .boolean("paid", x->origin.paid)
+                           .str("product_code", x->origin.product_code)
+                           .done();
+  sink("img/" + id, ObjectWriter()
+                        .since("created", x->created)
+                        .str("image_id", x->id)
+                        .boolean("is_public", x->is_public)
+                        .str("kind", x->kind)
+                        .str("name", x->name)
+                        .raw("origin", origin)
+                        .str("owner", x->owner)
+                        .since("public_since", x->public_since)
+                        .str("region", x->region)
+                        .str("site", x->site)
+                        .str("status", x->status)
+                        .done());
   if (x->custom()) sink("own/" + x->owner + "/" + id, presence(!x->deleted()));
   if (!x->custom()) sink("cat/" + x->region + "/" + id, presence(!x->deleted()));
   sink("pub/" + id, presence(x->is_public && !x->deleted()));
@@ -67,9 +140,9 @@ void emit_image(const State& s, const std::string& id, const Sink& sink) {
 void emit_grant(const State& s, const std::string& image_id, const std::string& account_id, const Sink& sink) {
   std::optional<std::string> value;
   if (const GrantSources* g = s.grant(image_id, account_id)) {
-    json sources = json::object();
-    for (const auto& [source, since] : *g) sources[source] = since_json(since);
-    value = dump(json{{"image_id", image_id}, {"account_id", account_id}, {"sources", sources}});
+    ObjectWriter sources;  // GrantSources is ordered by source: already sorted
+    for (const auto& [source, since] : *g) sources.since(source, since);
+    value = ObjectWriter().str("account_id", account_id).str("image_id", image_id).raw("sources", sources.done()).done();
   }
   sink("grant/" + image_id + "/" + account_id, value);
   sink("agrant/" + account_id + "/" + image_id, value);
@@ -78,17 +151,19 @@ void emit_grant(const State& s, const std::string& image_id, const std::string& 
 void emit_instance(const State& s, const std::string& id, const Sink& sink) {
   const Instance* i = s.instance(id);
   if (!i) return sink("inst/" + id, std::nullopt);
-  sink("inst/" + id, dump(json{{"instance_id", i->id},
-                               {"owner", i->owner},
-                               {"region", i->region},
-                               {"image_id", i->image_id},
-                               {"disk_id", i->disk_id},
-                               {"image_fee_payer", i->image_fee_payer},
-                               {"product_code", i->product_code},
-                               {"reinit_blocked", !i->blocked_reason.empty()},
-                               {"reason", i->blocked_reason},
-                               {"blocked_since", since_json(i->blocked_since)},
-                               {"image_since", since_json(i->image_since)}}));
+  sink("inst/" + id, ObjectWriter()
+                         .since("blocked_since", i->blocked_since)
+                         .str("disk_id", i->disk_id)
+                         .str("image_fee_payer", i->image_fee_payer)
+                         .str("image_id", i->image_id)
+                         .since("image_since", i->image_since)
+                         .str("instance_id", i->id)
+                         .str("owner", i->owner)
+                         .str("product_code", i->product_code)
+                         .str("reason", i->blocked_reason)
+                         .str("region", i->region)
+                         .boolean("reinit_blocked", !i->blocked_reason.empty())
+                         .done());
 }
 
 void emit_owned_instance(const State& s, const std::string& owner, const std::string& instance_id, const Sink& sink) {
@@ -110,39 +185,50 @@ void emit_directory(const State& s, const std::string& id, const Sink& sink) {
   auto it = s.directories.find(id);
   if (it == s.directories.end()) return sink("dir/" + id, std::nullopt);
   const Directory& d = it->second;
-  sink("dir/" + id, dump(json{{"directory_id", d.id},
-                              {"root_folder_id", d.root_folder_id},
-                              {"management_account", d.management_account},
-                              {"sharing_enabled", d.sharing_enabled}}));
+  sink("dir/" + id, ObjectWriter()
+                        .str("directory_id", d.id)
+                        .str("management_account", d.management_account)
+                        .str("root_folder_id", d.root_folder_id)
+                        .boolean("sharing_enabled", d.sharing_enabled)
+                        .done());
 }
 
 void emit_folder(const State& s, const std::string& id, const Sink& sink) {
   auto it = s.folders.find(id);
   if (it == s.folders.end()) return sink("folder/" + id, std::nullopt);
   const Folder& f = it->second;
-  sink("folder/" + id, dump(json{{"folder_id", f.id}, {"parent_id", f.parent_id}, {"name", f.name},
-                                 {"directory_id", f.directory_id}}));
+  sink("folder/" + id, ObjectWriter()
+                           .str("directory_id", f.directory_id)
+                           .str("folder_id", f.id)
+                           .str("name", f.name)
+                           .str("parent_id", f.parent_id)
+                           .done());
 }
 
 void emit_handshake(const State& s, const std::string& id, const Sink& sink) {
   auto it = s.handshakes.find(id);
   if (it == s.handshakes.end()) return sink("hs/" + id, std::nullopt);
   const Handshake& h = it->second;
-  sink("hs/" + id, dump(json{{"handshake_id", h.id}, {"directory_id", h.directory_id}, {"account_id", h.account_id}}));
+  sink("hs/" + id,
+       ObjectWriter().str("account_id", h.account_id).str("directory_id", h.directory_id).str("handshake_id", h.id).done());
 }
 
 void emit_share(const State& s, const std::string& id, const Sink& sink) {
   auto it = s.shares.find(id);
   if (it == s.shares.end()) return sink("share/" + id, std::nullopt);
   const ResourceShare& rs = it->second;
-  sink("share/" + id, dump(json{{"share_id", rs.id},
-                                {"owner", rs.owner},
-                                {"name", rs.name},
-                                {"allow_external", rs.allow_external},
-                                {"status", rs.deleted ? "Deleted" : "Active"},
-                                {"resources", rs.resources},
-                                {"targets", rs.targets},
-                                {"associations", rs.association_status}}));
+  ObjectWriter associations;  // a std::map: already sorted
+  for (const auto& [item, status] : rs.association_status) associations.str(item, status);
+  sink("share/" + id, ObjectWriter()
+                          .boolean("allow_external", rs.allow_external)
+                          .raw("associations", associations.done())
+                          .str("name", rs.name)
+                          .str("owner", rs.owner)
+                          .strings("resources", rs.resources)
+                          .str("share_id", rs.id)
+                          .str("status", rs.deleted ? "Deleted" : "Active")
+                          .strings("targets", rs.targets)
+                          .done());
   sink("oshare/" + rs.owner + "/" + id, "");
 }
 
