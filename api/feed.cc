@@ -1,9 +1,17 @@
 #include "api/feed.h"
 
+#include <pthread.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
+#include <charconv>
+#include <iostream>
 #include <set>
 
 #include "api/subscription.h"
@@ -16,8 +24,15 @@ namespace sl::api {
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
+using tcp = net::ip::tcp;
 
 namespace {
+
+// One structured log line: ts=... level=... msg=... key=value...
+void log_line(const char* level, const char* msg, const std::string& fields) {
+  std::cerr << "ts=" << rfc3339_micros(now_micros()) << " level=" << level << " msg=\"" << msg << "\" " << fields
+            << std::endl;
+}
 
 std::shared_ptr<const std::string> frame_of(const Json& j) {
   return std::make_shared<const std::string>(j.dump(-1, ' ', false, Json::error_handler_t::replace));
@@ -32,24 +47,31 @@ std::shared_ptr<const std::string> event_frame(std::string_view envelope) {
   return std::make_shared<const std::string>(std::move(frame));
 }
 
-std::shared_ptr<const FeedEvent> feed_event(Event e, std::string_view stored) {
-  auto fe = std::make_shared<FeedEvent>();
-  fe->frame = event_frame(stored);
-  fe->event = std::move(e);
-  return fe;
+// Feed threads yield the CPU to writers: a delivery should never take a core
+// from an append. Lowering one's own priority needs no privilege.
+void lower_this_thread(const FeedOptions& options) {
+  pthread_setname_np(pthread_self(), "sl-feed");
+  sched_param param{};
+  if (options.idle && pthread_setschedparam(pthread_self(), SCHED_IDLE, &param) == 0) return;
+  const int nice = options.idle ? 19 : options.nice;
+  if (nice > 0 && setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), nice) != 0) {
+    log_line("warn", "cannot lower feed thread priority", "nice=" + std::to_string(nice) + " errno=" + std::to_string(errno));
+  }
 }
 
 }  // namespace
 
 class FeedSession : public std::enable_shared_from_this<FeedSession> {
  public:
-  FeedSession(FeedHub& hub, beast::tcp_stream&& stream)
-      : hub_(hub), ws_(std::move(stream)), heartbeat_timer_(ws_.get_executor()) {}
+  FeedSession(FeedHub& hub, tcp::socket&& socket)
+      : hub_(hub), ws_(std::move(socket)), heartbeat_timer_(ws_.get_executor()) {
+    hub_.service().metrics().feed_subscribers++;
+  }
 
   ~FeedSession() { hub_.service().metrics().feed_subscribers--; }
 
+  // On the session's strand.
   void run(Request&& req) {
-    hub_.service().metrics().feed_subscribers++;
     call_.req = std::move(req);
     std::string_view target = call_.req.target();
     std::size_t q = target.find('?');
@@ -72,7 +94,10 @@ class FeedSession : public std::enable_shared_from_this<FeedSession> {
     ws_.async_accept(call_.req, beast::bind_front_handler(&FeedSession::on_accept, shared_from_this()));
   }
 
-  // From the hub: new events are available.
+  // The session's strand.
+  net::any_io_executor executor() { return ws_.get_executor(); }
+
+  // From the hub: the ring grew.
   void wake() {
     net::post(ws_.get_executor(), [self = shared_from_this()] {
       self->parked_ = false;
@@ -80,7 +105,17 @@ class FeedSession : public std::enable_shared_from_this<FeedSession> {
     });
   }
 
+  // For the hub's gauges (any feed thread): nullopt before the subscribe frame.
+  std::optional<std::uint64_t> position() const {
+    std::uint64_t p = position_.load(std::memory_order_relaxed);
+    if (p == kNoPosition) return std::nullopt;
+    return p;
+  }
+  bool demoted() const { return demoted_.load(std::memory_order_relaxed); }
+
  private:
+  static constexpr std::uint64_t kNoPosition = ~0ull;
+
   void on_accept(beast::error_code ec) {
     if (ec) return;
     if (!auth_) return fail_with(auth_.error().code, auth_.error().message);
@@ -108,6 +143,7 @@ class FeedSession : public std::enable_shared_from_this<FeedSession> {
     filter_ = std::move(sub->filter);
     next_ = sub->next_seq;
     subscribed_ = true;
+    position_.store(next_ - 1, std::memory_order_relaxed);
     if (sub->snapshot) {
       auto view = hub_.service().ledger().view(next_ - 1);
       if (!view) return view.error();
@@ -152,37 +188,55 @@ class FeedSession : public std::enable_shared_from_this<FeedSession> {
     return Json{{"images", images}, {"accounts", accounts}};
   }
 
-  // Fills the send queue from the ring or RocksDB, or parks at the tail.
+  // Fills the send queue from the ring or RocksDB, or parks at the tail. Runs
+  // only when the previous frames are written, so a slow socket holds at most
+  // kMaxFramesInFlight frames and simply falls behind (then catches up).
   void pump() {
-    if (!subscribed_ || closing_ || closing_after_write_ || writing_ || parked_) return;
+    if (!subscribed_ || closing_ || closing_after_write_ || writing_ || parked_ || pump_posted_) return;
+    std::uint64_t checked = 0;
     while (queue_.empty()) {
       // Ownership checks (offer) need a view no older than the events read below:
       // an older one lacks images created since and hides events about them.
       rows_.reset();
-      std::uint64_t head = hub_.head();
+      const std::uint64_t head = hub_.head();
       if (next_ > head) {
-        // RocksDB may already hold events the hub has not published yet.
-        if (!read_store(1)) return;
-        if (!queue_.empty() || next_ <= hub_.head()) continue;
         if (!live_) {
           live_ = true;
+          demoted_.store(false, std::memory_order_relaxed);
           enqueue(frame_of(Json{{"kind", "live"}, {"head", next_ - 1}}));
           break;
         }
         if (hub_.park(shared_from_this(), next_)) {
           parked_ = true;
-          rows_.reset();  // do not pin a RocksDB snapshot while parked
           return;
         }
         continue;
       }
-      std::vector<std::shared_ptr<const FeedEvent>> batch;
-      if (head - next_ < kLiveWindow && hub_.read_ring(next_, kMaxFramesInFlight, batch)) {
-        for (const auto& fe : batch) offer(fe->event, fe->frame);
-      } else {
-        live_ = false;  // behind the window: serve from disk, say "live" again on return
-        if (!read_store(kCatchUpChunk)) return;
+      if (checked >= kCheckedPerTurn) {
+        // A filter that matches little would otherwise walk a long backlog in
+        // one go: let the other sessions, and this one's heartbeat, run.
+        pump_posted_ = true;
+        net::post(ws_.get_executor(), [self = shared_from_this()] {
+          self->pump_posted_ = false;
+          self->pump();
+        });
+        return;
       }
+      if (live_ && head - next_ >= kLiveWindow) {
+        live_ = false;  // demoted: say "live" again on reaching the head
+        demoted_.store(true, std::memory_order_relaxed);
+        hub_.service().metrics().feed_demotions_total++;
+      }
+      const std::uint64_t before = next_;
+      batch_.clear();
+      if (hub_.read_ring(next_, kMaxFramesInFlight, batch_)) {
+        for (const auto& fe : batch_) offer(fe->event, &fe->entities, fe->frame);
+        batch_.clear();
+      } else if (!read_store(kCatchUpChunk)) {
+        return;
+      }
+      checked += next_ - before;
+      position_.store(next_ - 1, std::memory_order_relaxed);
     }
     write_front();
   }
@@ -190,26 +244,35 @@ class FeedSession : public std::enable_shared_from_this<FeedSession> {
   // Reads up to `max` events from RocksDB starting at next_. False on a storage error (closes).
   bool read_store(std::size_t max) {
     std::size_t seen = 0;
+    Status decoded = Ok{};
     auto status = hub_.service().ledger().store().scan_events(next_, [&](std::uint64_t seq, std::string_view bytes) {
       if (seq != next_) return false;  // never skip a seq
       auto e = decode_event(bytes);
-      if (!e) return false;
-      offer(*e, event_frame(bytes));
+      if (!e) {
+        decoded = e.error();
+        return false;
+      }
+      offer(*e, nullptr, event_frame(bytes));
       return ++seen < max;
     });
-    if (!status) {
-      fail_with(status.error().code, status.error().message);
+    if (!status || !decoded) {
+      const Error& err = !status ? status.error() : decoded.error();
+      fail_with(err.code, err.message);
       return false;
     }
     return true;
   }
 
-  // Checks one event (in seq order) against scope and filter; queues it when it passes.
-  void offer(const Event& e, std::shared_ptr<const std::string> frame) {
-    if (e.seq != next_) return;  // already delivered (a publish racing a disk read)
+  // Checks one event (in seq order) against scope and filter; queues it when it
+  // passes. `entities` = touched_entities(e) when the caller has it, else null.
+  void offer(const Event& e, const std::vector<std::string>* entities, std::shared_ptr<const std::string> frame) {
+    if (e.seq != next_) return;
     next_ = e.seq + 1;
-    auto entities = touched_entities(e);
-    if (!filter_.matches(e, entities)) return;
+    if (!filter_.unfiltered()) {
+      std::vector<std::string> computed;
+      if (!entities) computed = touched_entities(e);
+      if (!filter_.matches(e, entities ? *entities : computed)) return;
+    }
     if (!call_.admin) {
       if (!rows_) rows_ = std::move(*hub_.service().ledger().view());
       // The envelope is inside the frame: {"kind":"event","event":<envelope>}.
@@ -242,16 +305,24 @@ class FeedSession : public std::enable_shared_from_this<FeedSession> {
     pump();
   }
 
+  // A heartbeat goes out one heartbeat period after the last frame written,
+  // whatever the traffic before: the timer is re-armed from that frame, not
+  // on a fixed beat (which spaced heartbeats up to two periods apart).
   void arm_heartbeat() {
-    heartbeat_timer_.expires_after(hub_.heartbeat());
+    const auto now = std::chrono::steady_clock::now();
+    auto due = last_traffic_ + hub_.heartbeat();
+    if (due <= now) {
+      if (subscribed_ && !writing_ && queue_.empty()) {
+        enqueue(frame_of(Json{{"kind", "heartbeat"}, {"position", next_ - 1}, {"time", rfc3339_micros(now_micros())}}));
+        write_front();
+      }
+      // Written or busy writing: the next one is due a period after that write
+      // completes; re-check then rather than spin on a timer in the past.
+      due = now + hub_.heartbeat();
+    }
+    heartbeat_timer_.expires_at(due);
     heartbeat_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
       if (ec || self->closing_) return;
-      auto idle = std::chrono::steady_clock::now() - self->last_traffic_;
-      if (self->subscribed_ && !self->writing_ && self->queue_.empty() && idle >= self->hub_.heartbeat()) {
-        self->enqueue(frame_of(Json{{"kind", "heartbeat"}, {"position", self->next_ - 1},
-                                    {"time", rfc3339_micros(now_micros())}}));
-        self->write_front();
-      }
       self->arm_heartbeat();
     });
   }
@@ -279,91 +350,251 @@ class FeedSession : public std::enable_shared_from_this<FeedSession> {
   }
 
   FeedHub& hub_;
-  websocket::stream<beast::tcp_stream> ws_;
+  websocket::stream<tcp::socket> ws_;
   beast::flat_buffer in_;
   Call call_;
   Status auth_ = Ok{};
   FeedFilter filter_;
   std::uint64_t next_ = 1;
-  bool subscribed_ = false, live_ = false, parked_ = false, writing_ = false;
+  bool subscribed_ = false, live_ = false, parked_ = false, writing_ = false, pump_posted_ = false;
   bool closing_ = false, closing_after_write_ = false;
   std::deque<std::shared_ptr<const std::string>> queue_;
+  std::vector<std::shared_ptr<const FeedEvent>> batch_;  // reused by pump()
   std::unique_ptr<RowView> rows_;
   net::steady_timer heartbeat_timer_;
   std::chrono::steady_clock::time_point last_traffic_ = std::chrono::steady_clock::now();
+  std::atomic<std::uint64_t> position_{kNoPosition};  // next_ - 1 once subscribed, for the gauges
+  std::atomic<bool> demoted_{false};                  // behind the live window since it was live
 };
 
-FeedHub::FeedHub(Service& service, boost::asio::io_context& io, std::chrono::milliseconds heartbeat)
-    : service_(service), io_(io), heartbeat_(heartbeat) {
-  head_ = service.ledger().head().seq;
+Status parse_feed_priority(std::string_view text, FeedOptions& options) {
+  if (text == "idle") {
+    options.idle = true;
+    return Ok{};
+  }
+  int nice = -1;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), nice);
+  if (ec != std::errc() || end != text.data() + text.size() || nice < 0 || nice > 19) {
+    return make_error(400, "InvalidParameter", "feed priority must be idle or a nice value 0..19");
+  }
+  options.idle = false;
+  options.nice = nice;
+  return Ok{};
 }
 
-void FeedHub::publish(const std::vector<Event>& events) {
-  if (events.empty()) return;
-  // The writer only hands the batch over; framing and wake-ups run on an io thread.
-  // Batches must enter the ring in seq order, but with several io threads two
-  // posted batches can run in either order. One that finds its predecessor not
-  // yet applied waits for it (it was posted first, so it is queued or running).
-  // head_ never moves backwards: a session parked past a head_ that later moved
-  // back would miss its wake-up, and a ring restarted by an out-of-order batch
-  // sends live sessions back to RocksDB.
-  struct Apply {
-    FeedHub* hub;
-    std::shared_ptr<const std::vector<Event>> events;
-    std::chrono::steady_clock::time_point give_up;  // a real gap (events never published) must not stall the feed
+FeedHub::FeedHub(Service& service, FeedOptions options) : service_(service), options_(options) {
+  const std::uint64_t head = service.ledger().head().seq;
+  committed_ = head;
+  head_ = head;
+  min_position_ = head;
+  io_.emplace(options_.threads);
+  strand_.emplace(net::make_strand(*io_));
+  metrics_timer_.emplace(*strand_);
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ >= 0) {
+    wake_.emplace(*strand_, wake_fd_);  // owns and closes the fd
+    wait_for_commits();
+  } else {
+    log_line("warn", "feed eventfd unavailable; posting wake-ups", "errno=" + std::to_string(errno));
+  }
+  arm_metrics();
+  for (int i = 0; i < std::max(1, options_.threads); ++i) {
+    threads_.emplace_back([this] {
+      lower_this_thread(options_);
+      io_->run();
+    });
+  }
+}
 
-    void operator()() const {
-      std::vector<std::shared_ptr<FeedSession>> wake;
-      {
-        std::lock_guard lock(hub->mu_);
-        if (events->front().seq > hub->head_ + 1 && std::chrono::steady_clock::now() < give_up) {
-          // Its predecessor is queued or on another io thread: retry shortly (no spinning).
-          auto timer = std::make_shared<net::steady_timer>(hub->io_, std::chrono::microseconds(50));
-          timer->async_wait([timer, again = *this](beast::error_code ec) {
-            if (!ec) again();
-          });
-          return;
-        }
-        for (const Event& e : *events) {
-          if (e.seq <= hub->head_) continue;  // already published
-          if (e.seq != hub->head_ + 1) hub->ring_.clear();  // a gap: restart the ring (sessions read it from RocksDB)
-          hub->ring_.push_back(feed_event(e, encode_event(e)));
-          hub->head_ = e.seq;
-          if (hub->ring_.size() > kRingCapacity) hub->ring_.pop_front();
-        }
-        for (auto& weak : hub->parked_) {
-          if (auto s = weak.lock()) wake.push_back(std::move(s));
-        }
-        hub->parked_.clear();
-      }
-      for (auto& s : wake) s->wake();
-      hub->service_.metrics().feed_lag_events = 0;
+FeedHub::~FeedHub() {
+  stop();
+  // Before the io_context: these hold operations registered with it. Then the
+  // io_context destroys the sessions its abandoned handlers still own.
+  metrics_timer_.reset();
+  wake_.reset();
+  io_.reset();
+}
+
+void FeedHub::attach(Ledger& ledger) {
+  ledger_ = &ledger;
+  // Ledger::execute() returns at finish(), before the writer runs the hook for
+  // that group: the last catalog group of Ledger::open may still be reading the
+  // hook we are about to replace. The writer runs one group at a time, so once a
+  // later command is answered that call is over. MarkImageAvailable of no image
+  // is a no-op: no event, no write, no hook call.
+  ledger.execute(MarkImageAvailable{""});
+  ledger.set_on_committed([this](const std::vector<Event>& events) { on_committed(events.back().seq); });
+  // Events committed between this hub's construction and the hook: announced
+  // here; the ring reads them from RocksDB like every other event.
+  on_committed(ledger.head().seq);
+}
+
+void FeedHub::detach() {
+  if (ledger_) ledger_->set_on_committed(nullptr);
+  ledger_ = nullptr;
+}
+
+void FeedHub::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  io_->stop();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+}
+
+void FeedHub::on_committed(std::uint64_t seq) {
+  std::uint64_t prev = committed_.load(std::memory_order_relaxed);
+  while (prev < seq && !committed_.compare_exchange_weak(prev, seq, std::memory_order_release)) {
+  }
+  publish_lag(seq);
+  if (wake_pending_.exchange(true, std::memory_order_acq_rel)) return;  // the hub has not run since the last one
+  if (wake_fd_ >= 0) {
+    const std::uint64_t one = 1;
+    if (::write(wake_fd_, &one, sizeof one) == static_cast<ssize_t>(sizeof one)) return;
+  }
+  net::post(*strand_, [this] { refill(); });
+}
+
+void FeedHub::wait_for_commits() {
+  wake_->async_wait(net::posix::descriptor_base::wait_read, [this](beast::error_code ec) {
+    if (ec) return;
+    std::uint64_t count = 0;
+    if (::read(wake_fd_, &count, sizeof count) < 0 && errno != EAGAIN) {
+      log_line("error", "feed eventfd read failed", "errno=" + std::to_string(errno));
     }
-  };
-  net::post(io_, Apply{this, std::make_shared<const std::vector<Event>>(events),
-                       std::chrono::steady_clock::now() + std::chrono::seconds(1)});
+    refill();
+    wait_for_commits();
+  });
 }
 
-void FeedHub::accept(boost::beast::tcp_stream&& stream, Request&& req) {
-  std::make_shared<FeedSession>(*this, std::move(stream))->run(std::move(req));
+// On strand_: appends the events the writer announced, from RocksDB, at most
+// kCatchUpChunk per turn (then yields), and wakes the parked sessions.
+void FeedHub::refill() {
+  // Cleared before reading committed_: a commit after this load writes the eventfd again.
+  wake_pending_.store(false, std::memory_order_seq_cst);
+  const std::uint64_t target = committed_.load(std::memory_order_seq_cst);
+  const std::uint64_t from = head_.load(std::memory_order_relaxed) + 1;
+  if (from > target) return;
+  std::vector<std::shared_ptr<const FeedEvent>> fresh;
+  Status decoded = Ok{};
+  Status scanned = service_.ledger().store().scan_events(from, [&](std::uint64_t seq, std::string_view bytes) {
+    if (seq > target || seq != from + fresh.size()) return false;
+    auto e = decode_event(bytes);
+    if (!e) {
+      decoded = e.error();
+      return false;
+    }
+    auto fe = std::make_shared<FeedEvent>();
+    fe->frame = event_frame(bytes);
+    fe->entities = touched_entities(*e);
+    fe->event = std::move(*e);
+    fresh.push_back(std::move(fe));
+    return fresh.size() < kCatchUpChunk;
+  });
+  std::vector<std::shared_ptr<FeedSession>> wake;
+  if (!fresh.empty()) {
+    std::lock_guard lock(mu_);
+    for (auto& fe : fresh) ring_.push_back(std::move(fe));
+    while (ring_.size() > kRingCapacity) ring_.pop_front();
+    head_.store(ring_.back()->event.seq, std::memory_order_release);
+    for (auto& weak : parked_) {
+      if (auto s = weak.lock()) wake.push_back(std::move(s));
+    }
+    parked_.clear();
+  }
+  for (auto& s : wake) s->wake();
+  if (!scanned || !decoded) {
+    // Sessions stop at the last good seq (they read the same bytes); the next
+    // commit retries. Nothing is skipped.
+    const Error& err = !scanned ? scanned.error() : decoded.error();
+    log_line("error", "feed cannot read the log", "seq=" + std::to_string(from + fresh.size()) + " code=" + err.code);
+    return;
+  }
+  if (head_.load(std::memory_order_relaxed) < target) net::post(*strand_, [this] { refill(); });
+}
+
+void FeedHub::arm_metrics() {
+  metrics_timer_->expires_after(options_.metrics_period);
+  metrics_timer_->async_wait([this](beast::error_code ec) {
+    if (ec) return;
+    sample_metrics();
+    arm_metrics();
+  });
+}
+
+// On strand_: the lowest subscriber position and the demoted count. The
+// writer's on_committed turns them into the lag gauges at every commit, so the
+// gauges stay current even while feed threads are starved of CPU.
+void FeedHub::sample_metrics() {
+  std::uint64_t min = ~0ull, sum = 0, n = 0;
+  std::int64_t demoted = 0;
+  const std::uint64_t head = committed_.load(std::memory_order_relaxed);
+  {
+    std::lock_guard lock(mu_);
+    std::erase_if(sessions_, [](const std::weak_ptr<FeedSession>& w) { return w.expired(); });
+    for (const auto& weak : sessions_) {
+      auto s = weak.lock();
+      if (!s) continue;
+      auto p = s->position();
+      if (!p) continue;
+      min = std::min(min, *p);
+      sum += *p;
+      n++;
+      // A session stuck on a full socket cannot notice its own demotion: it
+      // counts as soon as it is more than the live window behind.
+      demoted += s->demoted() || head > *p + kLiveWindow ? 1 : 0;
+    }
+  }
+  positioned_.store(n, std::memory_order_relaxed);
+  positions_sum_.store(sum, std::memory_order_relaxed);
+  min_position_.store(n ? min : 0, std::memory_order_relaxed);
+  service_.metrics().feed_demoted_subscribers = demoted;
+  publish_lag(head);
+}
+
+void FeedHub::publish_lag(std::uint64_t committed) {
+  const std::uint64_t n = positioned_.load(std::memory_order_relaxed);
+  const std::uint64_t min = min_position_.load(std::memory_order_relaxed);
+  const std::uint64_t sum = positions_sum_.load(std::memory_order_relaxed);
+  auto& m = service_.metrics();
+  m.feed_lag_events = static_cast<std::int64_t>(n && committed > min ? committed - min : 0);
+  m.feed_lag_events_sum = static_cast<std::int64_t>(n && committed * n > sum ? committed * n - sum : 0);
+}
+
+void FeedHub::accept(beast::tcp_stream&& stream, Request&& req) {
+  // Move the connection to a feed thread: release the descriptor from the HTTP
+  // io_context and adopt it in ours, before any websocket state exists.
+  beast::error_code ec;
+  tcp::socket& from = stream.socket();
+  const tcp::endpoint local = from.local_endpoint(ec);
+  if (ec) return;
+  const tcp::socket::native_handle_type fd = from.release(ec);
+  if (ec) return;
+  tcp::socket socket(net::make_strand(*io_));
+  if (socket.assign(local.protocol(), fd, ec); ec) {
+    ::close(fd);
+    return;
+  }
+  auto session = std::make_shared<FeedSession>(*this, std::move(socket));
+  {
+    std::lock_guard lock(mu_);
+    sessions_.push_back(session);
+  }
+  net::post(session->executor(), [session, req = std::move(req)]() mutable { session->run(std::move(req)); });
 }
 
 bool FeedHub::read_ring(std::uint64_t from, std::size_t max, std::vector<std::shared_ptr<const FeedEvent>>& out) const {
   std::lock_guard lock(mu_);
-  if (ring_.empty() || from < ring_.front()->event.seq || from > head_) return false;
-  std::size_t at = from - ring_.front()->event.seq;
-  for (std::size_t i = at; i < ring_.size() && out.size() < max; ++i) out.push_back(ring_[i]);
+  if (ring_.empty() || from < ring_.front()->event.seq || from > ring_.back()->event.seq) return false;
+  const std::size_t at = from - ring_.front()->event.seq;
+  const std::size_t end = std::min(ring_.size(), at + max);
+  out.insert(out.end(), ring_.begin() + static_cast<std::ptrdiff_t>(at), ring_.begin() + static_cast<std::ptrdiff_t>(end));
   return true;
-}
-
-std::uint64_t FeedHub::head() const {
-  std::lock_guard lock(mu_);
-  return head_;
 }
 
 bool FeedHub::park(const std::shared_ptr<FeedSession>& session, std::uint64_t next) {
   std::lock_guard lock(mu_);
-  if (next <= head_) return false;
+  if (next <= head_.load(std::memory_order_relaxed)) return false;
   parked_.push_back(session);
   return true;
 }

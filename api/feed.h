@@ -1,25 +1,48 @@
 // The WebSocket change feed (SPEC §3.3): gap-free, resumable, never blocks writers.
 //
-// FeedHub keeps the most recent committed events in a ring (shared by every
-// subscriber) and the list of subscribers parked at the tail. The writer thread
-// only appends to the ring and posts ONE wake-up task; it never waits on a
-// subscriber. Each FeedSession walks the log from its own next seq:
-//   - from the ring while it is within kLiveWindow events of the head ("live"),
-//   - otherwise from RocksDB in chunks ("catch-up"); this is also what happens to
-//     a subscriber whose socket is slow: it falls behind the window, is served
-//     from disk, and rejoins live when it reaches the head (it is told each time
-//     with {"kind":"live"}). Nobody is dropped for being slow.
-// Every event is checked against the subscriber's scope and filter, in seq order;
-// `position` in heartbeats is the highest seq checked.
+// Writers never pay for subscribers. The ledger's committed hook (writer
+// thread) only records the new durable head in an atomic and, when no wake-up
+// is pending, writes one eventfd: no lock shared with the feed, no allocation,
+// no per-subscriber work. Everything else runs on the hub's own io_context
+// threads, which run at the lowest scheduling priority (SCHED_IDLE by
+// default): acknowledged writes beat delivery, and subscribers catch up when
+// the writers rest. (Measured, docs/PERFORMANCE.md: at nice 10 the feed still
+// took half the unthrottled writers' throughput; SCHED_IDLE took none. The
+// price: on a box saturated by other work the feed gets only leftovers.)
 //
-// Thread safety: publish() from the writer thread; everything else on the io threads.
+// On those threads the hub reads the new events from RocksDB once, in seq
+// order, and appends them to a ring shared by every subscriber: each event is
+// decoded once, its frame {"kind":"event","event":<envelope>} encoded once
+// (an immutable shared buffer), and its touched entities computed once. Each
+// FeedSession walks the log from its own next seq:
+//   - from the ring while it is within kLiveWindow events of the head ("live");
+//   - further behind but still in the ring: from the ring in batches
+//     ("catch-up"), pointers only;
+//   - older than the ring: from RocksDB in chunks of kCatchUpChunk.
+// A session more than kLiveWindow behind is demoted to catch-up and says
+// {"kind":"live"} again when it reaches the head; it pulls the next batch only
+// when its previous writes completed, so nothing queues without bound and
+// nobody is dropped for being slow. Every event is checked against the
+// subscriber's scope and filter, in seq order; `position` in heartbeats is the
+// highest seq checked.
+//
+// Thread safety: on_committed() from the writer thread; attach()/detach()/stop()
+// from the owner's thread; accept() from any thread; the rest on feed threads.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "api/service.h"
@@ -27,48 +50,102 @@
 
 namespace sl::api {
 
-inline constexpr std::size_t kRingCapacity = 1 << 16;  // events kept in memory
-inline constexpr std::uint64_t kLiveWindow = 4096;     // max lag served from the ring
-inline constexpr std::size_t kCatchUpChunk = 512;      // events read from RocksDB per step
+inline constexpr std::size_t kRingCapacity = 1 << 16;   // events kept in memory
+inline constexpr std::uint64_t kLiveWindow = 4096;      // max lag of a "live" subscriber
+inline constexpr std::size_t kCatchUpChunk = 512;       // events per step read from RocksDB
 inline constexpr std::size_t kMaxFramesInFlight = 256;  // per subscriber send queue
+inline constexpr std::size_t kCheckedPerTurn = 4096;    // events checked before a session yields its thread
 
+// One committed event as every subscriber sees it; immutable once in the ring.
 struct FeedEvent {
   Event event;
-  std::shared_ptr<const std::string> frame;  // {"kind":"event","event":<envelope>}
+  std::shared_ptr<const std::string> frame;  // {"kind":"event","event":<stored envelope>}
+  std::vector<std::string> entities;         // touched_entities(event), for filters
 };
+
+struct FeedOptions {
+  std::chrono::milliseconds heartbeat{5000};  // idle time before a heartbeat frame
+  int threads = 1;                            // feed io threads
+  // Scheduling of the feed threads: SCHED_IDLE when `idle`, else nice `nice`
+  // (0 = the process's own). Both are unprivileged and only ever lower it.
+  bool idle = true;
+  int nice = 19;
+  std::chrono::milliseconds metrics_period{250};  // lag/demoted gauges refresh
+};
+
+// Reads a --feed-priority value into `options`: "idle" (SCHED_IDLE) or a nice
+// value "0".."19". OK, or 400 InvalidParameter (options untouched).
+Status parse_feed_priority(std::string_view text, FeedOptions& options);
 
 class FeedSession;
 
 class FeedHub {
  public:
-  FeedHub(Service& service, boost::asio::io_context& io, std::chrono::milliseconds heartbeat);
+  // Starts the feed threads. The ring starts empty at the ledger's current head.
+  FeedHub(Service& service, FeedOptions options);
+  ~FeedHub();  // stop()
 
-  // Writer thread: append committed events; wake parked subscribers.
-  void publish(const std::vector<Event>& events);
+  // Routes the ledger's committed hook to this hub, then makes sure no event
+  // committed before the hook was set is missed (those are read from RocksDB).
+  // REQUIRES: nothing submits commands to the ledger during the call (wire
+  // before serving, as Ledger::set_on_committed asks).
+  void attach(Ledger& ledger);
+  // Clears the hook. REQUIRES: after Ledger::stop() (no group in flight).
+  void detach();
+  // Closes every session and joins the feed threads. Idempotent.
+  void stop();
 
-  // Takes over an authenticated upgrade request.
+  // Writer thread: events up to `seq` are durable. Lock-free, allocation-free.
+  void on_committed(std::uint64_t seq);
+
+  // Takes over an authenticated upgrade request: the socket moves to a feed thread.
   void accept(boost::beast::tcp_stream&& stream, Request&& req);
 
+  // ---- for FeedSession (feed threads) ----
   // Events with seq in [from, from + max) from the ring; false when `from` has
-  // already left the ring (read from RocksDB instead).
+  // already left the ring or is beyond the head (read from RocksDB instead).
   bool read_ring(std::uint64_t from, std::size_t max, std::vector<std::shared_ptr<const FeedEvent>>& out) const;
-  std::uint64_t head() const;
-  // Registers a session to be woken at the next publish. Returns false (no
+  // The last seq in the ring (or the head at start): what sessions can read.
+  std::uint64_t head() const { return head_.load(std::memory_order_acquire); }
+  // Registers a session to be woken when the ring grows. Returns false (no
   // registration) when events after `next - 1` are already available.
   bool park(const std::shared_ptr<FeedSession>& session, std::uint64_t next);
 
   Service& service() { return service_; }
-  boost::asio::io_context& io() { return io_; }
-  std::chrono::milliseconds heartbeat() const { return heartbeat_; }
+  boost::asio::io_context& io() { return *io_; }
+  std::chrono::milliseconds heartbeat() const { return options_.heartbeat; }
 
  private:
+  void wait_for_commits();
+  void refill();
+  void sample_metrics();
+  void arm_metrics();
+  void publish_lag(std::uint64_t committed);
+
   Service& service_;
-  boost::asio::io_context& io_;
-  std::chrono::milliseconds heartbeat_;
-  mutable std::mutex mu_;
-  std::deque<std::shared_ptr<const FeedEvent>> ring_;  // guarded by mu_; consecutive seqs
-  std::uint64_t head_ = 0;                             // guarded by mu_
+  FeedOptions options_;
+  Ledger* ledger_ = nullptr;  // set by attach()
+
+  // Written by the writer thread, read by feed threads.
+  std::atomic<std::uint64_t> committed_{0};  // highest durable seq announced
+  std::atomic<bool> wake_pending_{false};    // an eventfd write not yet consumed
+  int wake_fd_ = -1;                         // eventfd: writer -> hub
+  // Written by the metrics sampler, read by the writer thread's on_committed.
+  std::atomic<std::uint64_t> min_position_{0};  // lowest subscriber position
+  std::atomic<std::uint64_t> positions_sum_{0}, positioned_{0};
+
+  std::atomic<std::uint64_t> head_{0};  // last seq in the ring; only refill() moves it
+  mutable std::mutex mu_;               // feed threads only (never the writer)
+  std::deque<std::shared_ptr<const FeedEvent>> ring_;  // guarded by mu_; seqs head_-size+1..head_
   std::vector<std::weak_ptr<FeedSession>> parked_;     // guarded by mu_
+  std::vector<std::weak_ptr<FeedSession>> sessions_;   // guarded by mu_; for the gauges
+
+  std::optional<boost::asio::io_context> io_;  // reset in ~FeedHub after the threads end
+  std::optional<boost::asio::strand<boost::asio::io_context::executor_type>> strand_;  // refill + metrics
+  std::optional<boost::asio::posix::stream_descriptor> wake_;
+  std::optional<boost::asio::steady_timer> metrics_timer_;
+  std::vector<std::thread> threads_;
+  bool stopped_ = false;
 };
 
 }  // namespace sl::api

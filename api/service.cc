@@ -62,6 +62,11 @@ std::string Metrics::render(const Ledger& ledger) const {
   out << "# TYPE shareledger_fsync_seconds_max gauge\nshareledger_fsync_seconds_max " << st.sync_micros_max / 1e6 << "\n";
   out << "# TYPE shareledger_feed_subscribers gauge\nshareledger_feed_subscribers " << feed_subscribers << "\n";
   out << "# TYPE shareledger_feed_lag_events gauge\nshareledger_feed_lag_events " << feed_lag_events << "\n";
+  out << "# TYPE shareledger_feed_lag_events_sum gauge\nshareledger_feed_lag_events_sum " << feed_lag_events_sum << "\n";
+  out << "# TYPE shareledger_feed_demoted_subscribers gauge\nshareledger_feed_demoted_subscribers "
+      << feed_demoted_subscribers << "\n";
+  out << "# TYPE shareledger_feed_demotions_total counter\nshareledger_feed_demotions_total " << feed_demotions_total
+      << "\n";
   out << "# TYPE shareledger_request_seconds histogram\n";
   std::lock_guard lock(mu_);
   for (const auto& [action, s] : by_action_) {

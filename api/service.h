@@ -39,7 +39,10 @@ class Metrics {
   void observe(const std::string& action, int status, std::chrono::microseconds latency);
   std::string render(const Ledger& ledger) const;
   std::atomic<std::int64_t> feed_subscribers{0};
-  std::atomic<std::int64_t> feed_lag_events{0};
+  std::atomic<std::int64_t> feed_lag_events{0};           // max over subscribers: head - position
+  std::atomic<std::int64_t> feed_lag_events_sum{0};       // sum over subscribers
+  std::atomic<std::int64_t> feed_demoted_subscribers{0};  // now > the live window behind: served as catch-up
+  std::atomic<std::int64_t> feed_demotions_total{0};
 
  private:
   struct Series {

@@ -21,6 +21,8 @@ struct FeedFilter {
 
   // True when the event passes every non-empty list (`entities` = touched_entities(e)).
   bool matches(const Event& e, const std::vector<std::string>& entities) const;
+  // True when every list is empty: every event matches (no entities needed).
+  bool unfiltered() const { return image_ids.empty() && account_ids.empty() && types.empty(); }
 };
 
 struct Subscription {

@@ -30,8 +30,19 @@
 //   delivery/r40/subs1000 :  ... p50 13.06 ms  p99 27.90 ms ...
 // Exit status 1 when any subscriber saw a gap, a duplicate or an error; a
 // subscriber still behind after --drain-seconds is reported, not an error.
+//
+// Priorities. The server's feed threads run below the writers
+// (--feed-priority, as the server's flag: a nice value or idle = SCHED_IDLE;
+// api/feed.h). The subscribers stand for remote machines that share this box's
+// 2 cores only because the bench is one process, so by default their threads
+// run at the lowest priority too (--client-priority=idle): they then take
+// little CPU a writer wants, as remote clients would take none. --client-priority=0
+// shows what is left when they compete with the writers at full priority.
 #include <CLI/CLI.hpp>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <array>
 #include <atomic>
@@ -74,6 +85,9 @@ struct Flags {
   int subscribers = 1000;
   int client_threads = 2;
   int server_threads = 2;
+  int feed_threads = 1;
+  std::string feed_priority = "idle";
+  std::string client_priority = "idle";
   int writer_threads = 4;
   int window = 1;
   int heartbeat_ms = 5000;
@@ -81,6 +95,16 @@ struct Flags {
   std::string dir;
   bool json = false;
 };
+
+// Names the calling thread (for perf and top) and lowers its priority to
+// `priority` (SCHED_IDLE or a nice value, as the feed's own threads).
+void set_this_thread(const char* name, const sl::api::FeedOptions& priority) {
+  pthread_setname_np(pthread_self(), name);
+  sched_param param{};
+  if (priority.idle && pthread_setschedparam(pthread_self(), SCHED_IDLE, &param) == 0) return;
+  const int nice = priority.idle ? 19 : priority.nice;
+  if (nice > 0) setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), nice);
+}
 
 std::int64_t system_micros() {
   return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -296,6 +320,7 @@ class Writers {
     auto t0 = Clock::now();
     for (std::size_t t = 0; t < accounts_.size(); ++t) {
       threads.emplace_back([&, t] {
+        set_this_thread("bench-writer", sl::api::FeedOptions{.idle = false, .nice = 0});
         std::mutex mu;
         std::condition_variable cv;
         int in_flight = 0;
@@ -368,8 +393,8 @@ CaseResult writer_case(const std::string& name, WriterRun& run) {
 // The subscribers of one case, on their own client threads.
 class Crowd {
  public:
-  Crowd(int subscribers, int threads, const tcp::endpoint& ep, std::uint64_t after_seq, const AckTimes& acks,
-        std::atomic<std::uint64_t>& measure_from)
+  Crowd(int subscribers, int threads, const sl::api::FeedOptions& priority, const tcp::endpoint& ep, std::uint64_t after_seq,
+        const AckTimes& acks, std::atomic<std::uint64_t>& measure_from)
       : stats_(threads), cpu_(threads, 0) {
     for (int t = 0; t < threads; ++t) ios_.push_back(std::make_unique<net::io_context>(1));
     for (int i = 0; i < subscribers; ++i) {
@@ -379,7 +404,8 @@ class Crowd {
       subs_.push_back(std::move(s));
     }
     for (int t = 0; t < threads; ++t) {
-      threads_.emplace_back([this, t] {
+      threads_.emplace_back([this, t, priority] {
+        set_this_thread("bench-client", priority);
         auto guard = net::make_work_guard(*ios_[t]);
         ios_[t]->run();
         cpu_[t] = sl::bench::cpu_seconds_thread();
@@ -481,7 +507,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--subscribers", f.subscribers, "concurrent feed subscribers")->capture_default_str()->check(CLI::Range(1, 20000));
   app.add_option("--client-threads", f.client_threads, "threads running the subscribers")->capture_default_str()->check(CLI::Range(1, 64));
-  app.add_option("--server-threads", f.server_threads, "HTTP/feed io threads")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--server-threads", f.server_threads, "HTTP io threads")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--feed-threads", f.feed_threads, "feed (websocket) threads")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--feed-priority", f.feed_priority, "feed threads: nice 0..19 or idle (SCHED_IDLE), as the server's flag")
+      ->capture_default_str();
+  app.add_option("--client-priority", f.client_priority, "subscriber threads: nice 0..19 or idle (SCHED_IDLE)")
+      ->capture_default_str();
   app.add_option("--writer-threads", f.writer_threads, "writer threads, each on its own account")->capture_default_str()->check(CLI::Range(1, 256));
   app.add_option("--window", f.window, "commands in flight per writer thread (1 = synchronous)")->capture_default_str()->check(CLI::Range(1, 4096));
   app.add_option("--heartbeat-ms", f.heartbeat_ms, "feed heartbeat interval")->capture_default_str();
@@ -504,15 +535,26 @@ int main(int argc, char** argv) {
   sl::api::HttpServerOptions http_options;
   http_options.listen = "127.0.0.1:0";
   http_options.threads = f.server_threads;
-  std::unique_ptr<sl::api::FeedHub> feed;
+  sl::api::FeedOptions feed_options;
+  feed_options.heartbeat = std::chrono::milliseconds(f.heartbeat_ms);
+  feed_options.threads = f.feed_threads;
+  sl::api::FeedOptions client_priority;
+  if (auto s = sl::api::parse_feed_priority(f.feed_priority, feed_options); !s) {
+    std::fprintf(stderr, "feed_bench: --feed-priority: %s\n", s.error().message.c_str());
+    return 2;
+  }
+  if (auto s = sl::api::parse_feed_priority(f.client_priority, client_priority); !s) {
+    std::fprintf(stderr, "feed_bench: --client-priority: %s\n", s.error().message.c_str());
+    return 2;
+  }
+  auto feed = std::make_unique<sl::api::FeedHub>(service, feed_options);
   auto server = std::make_unique<sl::api::HttpServer>(
       http_options,
       [&service](sl::api::Request&& req, const sl::api::PeerInfo& peer, sl::api::Responder respond) {
         service.handle(std::move(req), peer, std::move(respond));
       },
       [&feed](beast::tcp_stream&& stream, sl::api::Request&& req) { feed->accept(std::move(stream), std::move(req)); });
-  feed = std::make_unique<sl::api::FeedHub>(service, server->io(), std::chrono::milliseconds(f.heartbeat_ms));
-  ledger->set_on_committed([&feed](const std::vector<sl::Event>& events) { feed->publish(events); });
+  feed->attach(*ledger);
   if (auto s = server->start(); !s) {
     std::fprintf(stderr, "feed_bench: listen: %s\n", s.error().message.c_str());
     return 2;
@@ -534,8 +576,11 @@ int main(int argc, char** argv) {
        {"writers", std::to_string(f.writer_threads) + " threads x " + std::to_string(f.window) + " in flight; rates " +
                        rates_text + " events/s"},
        {"subscribers", std::to_string(f.subscribers) + " on " + std::to_string(f.client_threads) +
-                           " client threads (same process), admin, no filter, live from head; server " +
-                           std::to_string(f.server_threads) + " io threads"},
+                           " client threads (same process, priority " +
+                           (f.client_priority == "idle" ? "SCHED_IDLE" : "nice " + f.client_priority) +
+                           "), admin, no filter, live from head"},
+       {"server", std::to_string(f.server_threads) + " http threads; feed " + std::to_string(f.feed_threads) +
+                      " threads, priority " + (f.feed_priority == "idle" ? "SCHED_IDLE" : "nice " + f.feed_priority)},
        {"seconds", std::to_string(f.seconds) + " per case"},
        {"dir", scratch.path()}},
       f.json, "feed_bench");
@@ -555,7 +600,7 @@ int main(int argc, char** argv) {
     std::atomic<std::uint64_t> measure_from{~0ull};
     const auto connect_start = Clock::now();
     const double connect_cpu0 = sl::bench::cpu_seconds_process();
-    Crowd crowd(f.subscribers, f.client_threads, ep, ledger->head().seq, acks, measure_from);
+    Crowd crowd(f.subscribers, f.client_threads, client_priority, ep, ledger->head().seq, acks, measure_from);
     const int live = crowd.wait_live(std::chrono::seconds(60));
     const double connect_seconds = std::chrono::duration<double>(Clock::now() - connect_start).count();
     if (live < f.subscribers) std::fprintf(stderr, "feed_bench: only %d of %d subscribers went live\n", live, f.subscribers);
@@ -565,6 +610,7 @@ int main(int argc, char** argv) {
     acks.set_base(start_head);
     measure_from = start_head;
     const double cpu0 = sl::bench::cpu_seconds_process();
+    const std::int64_t demotions0 = service.metrics().feed_demotions_total.load();
     WriterRun with = writers.run(f.seconds, rate, &acks);
     const std::uint64_t end_head = ledger->head().seq;
     CaseResult loaded = writer_case("append/" + tag + "/" + subs_tag, with);
@@ -578,6 +624,7 @@ int main(int argc, char** argv) {
     }
     const double drain_seconds = std::chrono::duration<double>(Clock::now() - drain_start).count();
     const double cpu_seconds = sl::bench::cpu_seconds_process() - cpu0;
+    const std::int64_t demotions = service.metrics().feed_demotions_total.load() - demotions0;
     crowd.stop();
     const ClientStats all = crowd.merged();
 
@@ -599,6 +646,7 @@ int main(int argc, char** argv) {
     d.extra["duplicates"] = all.duplicates;
     d.extra["client_errors"] = all.errors;
     d.extra["demoted_subscribers"] = crowd.demoted();
+    d.extra["server_demotions"] = demotions;
     d.extra["heartbeats"] = all.heartbeats;
     d.extra["drain_seconds"] = drain_seconds;
     d.extra["connect_seconds"] = connect_seconds;
@@ -608,14 +656,14 @@ int main(int argc, char** argv) {
     char note[480];
     std::snprintf(note, sizeof note,
                   "max %s; durable-ack->recv p50 %s p99 %s; %llu events x %d subs, %d/%d reached head (+%.1f s "
-                  "drain); gaps %llu dups %llu errors %llu; demoted %llu; clients %.0f%% of cpu",
+                  "drain); gaps %llu dups %llu errors %llu; demoted %llu (server: %lld demotions); clients %.0f%% of cpu",
                   sl::bench::human_micros(d.latency.max_us).c_str(),
                   sl::bench::human_micros(all.ack_to_recv.quantile(0.50)).c_str(),
                   sl::bench::human_micros(all.ack_to_recv.quantile(0.99)).c_str(),
                   static_cast<unsigned long long>(end_head - start_head), f.subscribers, complete, f.subscribers,
                   drain_seconds, static_cast<unsigned long long>(all.gaps),
                   static_cast<unsigned long long>(all.duplicates), static_cast<unsigned long long>(all.errors),
-                  static_cast<unsigned long long>(crowd.demoted()),
+                  static_cast<unsigned long long>(crowd.demoted()), static_cast<long long>(demotions),
                   100 * (cpu_seconds > 0 ? client_cpu / cpu_seconds : 0));
     d.note = note;
     ok = ok && all.gaps == 0 && all.duplicates == 0 && all.errors == 0;
@@ -636,7 +684,7 @@ int main(int argc, char** argv) {
 
   server->stop();
   ledger->stop();
-  ledger->set_on_committed(nullptr);
+  feed->detach();
   server.reset();
   feed.reset();
   return ok ? 0 : 1;

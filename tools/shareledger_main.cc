@@ -64,8 +64,8 @@ int print_or_create_demo(sl::Ledger& ledger) {
   return 0;
 }
 
-int serve(const std::string& data, const std::string& listen, bool demo, std::string admin_token, int heartbeat_ms,
-          int image_quota, int image_build_ms, int threads) {
+int serve(const std::string& data, const std::string& listen, bool demo, std::string admin_token,
+          const sl::api::FeedOptions& feed_options, int image_quota, int image_build_ms, int threads) {
   // Block the stop signals before any thread starts, then wait for them here.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -90,15 +90,15 @@ int serve(const std::string& data, const std::string& listen, bool demo, std::st
   sl::api::HttpServerOptions http_options;
   http_options.listen = listen;
   http_options.threads = threads;
-  std::unique_ptr<sl::api::FeedHub> feed;  // needs the server's io_context, so made right after it
+  // Its own io_context and threads, at the lowest priority (api/feed.h).
+  auto feed = std::make_unique<sl::api::FeedHub>(service, feed_options);
   sl::api::HttpServer server(
       http_options,
       [&service](sl::api::Request&& req, const sl::api::PeerInfo& peer, sl::api::Responder respond) {
         service.handle(std::move(req), peer, std::move(respond));
       },
       [&feed](boost::beast::tcp_stream&& stream, sl::api::Request&& req) { feed->accept(std::move(stream), std::move(req)); });
-  feed = std::make_unique<sl::api::FeedHub>(service, server.io(), std::chrono::milliseconds(heartbeat_ms));
-  (*ledger)->set_on_committed([&feed](const std::vector<sl::Event>& events) { feed->publish(events); });
+  feed->attach(**ledger);
   service.set_scheduler([&server](std::chrono::milliseconds delay, std::function<void()> fn) {
     auto timer = std::make_shared<boost::asio::steady_timer>(server.io(), delay);
     timer->async_wait([timer, fn = std::move(fn)](const boost::system::error_code& ec) {
@@ -119,7 +119,8 @@ int serve(const std::string& data, const std::string& listen, bool demo, std::st
   log_line("info", "stopping", "signal=" + std::to_string(signal));
   server.stop();
   (*ledger)->stop();
-  (*ledger)->set_on_committed(nullptr);
+  feed->detach();
+  feed->stop();
   log_line("info", "stopped", "head_seq=" + std::to_string((*ledger)->head().seq));
   return 0;
 }
@@ -132,7 +133,8 @@ int main(int argc, char** argv) {
   auto* serve_cmd = app.add_subcommand("serve", "Run the HTTP server");
   std::string data = "./data", listen = "127.0.0.1:8080", admin_token;
   bool demo = false;
-  int heartbeat_ms = 5000, image_quota = 100, image_build_ms = 0, threads = 0;
+  int heartbeat_ms = 5000, image_quota = 100, image_build_ms = 0, threads = 0, feed_threads = 1;
+  std::string feed_priority = "idle";
   serve_cmd->add_option("--data", data, "RocksDB directory")->capture_default_str();
   serve_cmd->add_option("--listen", listen, "host:port to listen on (port 0 = ephemeral)")->capture_default_str();
   serve_cmd->add_flag("--demo", demo, "Register demo accounts on an empty database and print all credentials");
@@ -141,6 +143,18 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--image-quota", image_quota, "Custom images per account per region")->capture_default_str();
   serve_cmd->add_option("--image-build-ms", image_build_ms, "Time new images stay Creating")->capture_default_str();
   serve_cmd->add_option("--threads", threads, "HTTP threads (0 = one per core)")->capture_default_str();
+  serve_cmd->add_option("--feed-threads", feed_threads, "Feed (WebSocket) threads")->capture_default_str()->check(CLI::Range(1, 64));
+  serve_cmd
+      ->add_option("--feed-priority", feed_priority,
+                   "Feed threads' priority, below the writers': a nice value 0..19, or idle (SCHED_IDLE)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  return serve(data, listen, demo, admin_token, heartbeat_ms, image_quota, image_build_ms, threads);
+  sl::api::FeedOptions feed_options;
+  feed_options.heartbeat = std::chrono::milliseconds(heartbeat_ms);
+  feed_options.threads = feed_threads;
+  if (auto s = sl::api::parse_feed_priority(feed_priority, feed_options); !s) {
+    std::cerr << "--feed-priority: " << s.error().message << "\n";
+    return 2;
+  }
+  return serve(data, listen, demo, admin_token, feed_options, image_quota, image_build_ms, threads);
 }

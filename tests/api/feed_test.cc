@@ -64,11 +64,13 @@ constexpr std::string_view kEventPrefix = R"({"kind":"event","event":)";
 // Close() stops it like SIGTERM does; Open() again reopens the same directory.
 class FeedServer {
  public:
-  explicit FeedServer(std::string dir) : dir_(std::move(dir)) {}
+  explicit FeedServer(std::string dir, std::chrono::milliseconds heartbeat = kHeartbeat)
+      : dir_(std::move(dir)), heartbeat_(heartbeat) {}
   ~FeedServer() { Close(); }
 
-  // OK: serving on port().
-  Status Open() {
+  // OK: serving on port(). With `attach` false the hub serves but hears of no
+  // commit until Attach() (the window between a hub's start and its hook).
+  Status Open(bool attach = true) {
     auto opened = Ledger::open(dir_);
     if (!opened) return opened.error();
     ledger_ = std::move(*opened);
@@ -82,8 +84,10 @@ class FeedServer {
           service_->handle(std::move(req), peer, std::move(respond));
         },
         [this](beast::tcp_stream&& stream, Request&& req) { feed_->accept(std::move(stream), std::move(req)); });
-    feed_ = std::make_unique<FeedHub>(*service_, http_->io(), kHeartbeat);
-    ledger_->set_on_committed([this](const std::vector<Event>& events) { feed_->publish(events); });
+    FeedOptions feed_options;
+    feed_options.heartbeat = heartbeat_;
+    feed_ = std::make_unique<FeedHub>(*service_, feed_options);
+    if (attach) feed_->attach(*ledger_);
     service_->set_scheduler([this](std::chrono::milliseconds delay, std::function<void()> fn) {
       auto timer = std::make_shared<net::steady_timer>(http_->io(), delay);
       timer->async_wait([timer, fn = std::move(fn)](const beast::error_code& ec) {
@@ -93,8 +97,8 @@ class FeedServer {
     return http_->start();
   }
 
-  // Same order as the server binary: HTTP first, then the ledger; the hub
-  // outlives the io_context that holds its sessions. `after_ledger_stop` runs
+  // Same order as the server binary: HTTP first, then the ledger, then the
+  // hub (which owns its sessions' io_context). `after_ledger_stop` runs
   // once the ledger refuses commands and before it is destroyed (to join
   // threads still submitting to it).
   void Close(const std::function<void()>& after_ledger_stop = {}) {
@@ -102,20 +106,23 @@ class FeedServer {
     http_->stop();
     ledger_->stop();
     if (after_ledger_stop) after_ledger_stop();
-    ledger_->set_on_committed(nullptr);
+    feed_->detach();
     http_.reset();
     feed_.reset();
     service_.reset();
     ledger_.reset();
   }
 
+  void Attach() { feed_->attach(*ledger_); }
   unsigned short port() const { return http_->port(); }
   Ledger& ledger() { return *ledger_; }
+  Metrics& metrics() { return service_->metrics(); }
   std::uint64_t head() const { return ledger_->head().seq; }
   const std::string& dir() const { return dir_; }
 
  private:
   std::string dir_;
+  std::chrono::milliseconds heartbeat_;
   std::unique_ptr<Ledger> ledger_;
   std::unique_ptr<Service> service_;
   std::unique_ptr<FeedHub> feed_;  // declared before http_: destroyed after it
@@ -505,6 +512,27 @@ void ReadUntil(FeedClient& client, Received& got, Done done, bool keep_events = 
   }
 }
 
+// The value of an unlabelled series in GET /metrics; -1 when absent or unreachable.
+std::int64_t Metric(unsigned short port, const std::string& name) {
+  auto [status, body] = HttpGet(port, "/metrics");
+  if (status != 200) return -1;
+  const std::string key = "\n" + name + " ";
+  std::size_t at = body.find(key);
+  if (at == std::string::npos) return -1;
+  return std::stoll(body.substr(at + key.size()));
+}
+
+// Polls `cond` every 20 ms for at most `timeout`; its last answer.
+template <class Cond>
+bool Eventually(Cond cond, Clock::duration timeout = 10s) {
+  const auto start = Clock::now();
+  while (!cond()) {
+    if (Clock::now() - start > timeout) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
 auto UntilSeq(std::uint64_t seq) {
   return [seq](const Received& r) { return !r.seqs.empty() && r.seqs.back() >= seq; };
 }
@@ -710,6 +738,46 @@ TEST_F(FeedTest, SlowSubscriberIsDemotedAndEndsWithTheCompleteSequence) {
   std::printf("[ slow     ] writer: %.0f events/s alone, %.0f events/s with a subscriber not reading for 10 s "
               "(%.2fx); it then received %zu events in order, live frames %d\n",
               kEvents / alone, kEvents / with_slow, alone / with_slow, got.seqs.size(), got.live);
+}
+
+// /metrics: the lag gauges follow a subscriber that stops reading (max and sum
+// of head - position, in events), it counts as demoted while more than
+// kLiveWindow behind, and everything returns to 0 once it has caught up.
+TEST_F(FeedTest, MetricsShowTheLagAndTheDemotedSubscriberUntilItCatchesUp) {
+  // Enough to overflow the loopback socket buffers (4 MiB send + the receive
+  // buffer below, ~10 000 frames) by more than the live window.
+  constexpr std::uint64_t kEvents = 30000;
+  Toggler toggler(ledger(), 4);
+  const std::uint64_t start = head();
+  auto c = Subscribe(start);
+  c->SetReceiveBuffer(64 << 10);
+  Received got;
+  ReadUntil(*c, got, [](const Received& r) { return r.live >= 1; });
+  ASSERT_EQ(got.live, 1) << got.ec.message();
+  const std::int64_t demotions_before = Metric(port(), "shareledger_feed_demotions_total");
+
+  toggler.Append(ledger(), kEvents);  // not reading meanwhile
+  ASSERT_EQ(toggler.failures(), 0u);
+  const std::uint64_t end = head();
+  std::int64_t lag = 0, lag_sum = 0, demoted = 0;
+  EXPECT_TRUE(Eventually([&] {
+    lag = Metric(port(), "shareledger_feed_lag_events");
+    lag_sum = Metric(port(), "shareledger_feed_lag_events_sum");
+    demoted = Metric(port(), "shareledger_feed_demoted_subscribers");
+    return lag > static_cast<std::int64_t>(kLiveWindow) && demoted == 1;
+  })) << "lag " << lag << " (sum " << lag_sum << "), demoted " << demoted << " while " << end - start
+      << " events behind";
+  EXPECT_EQ(lag_sum, lag) << "one subscriber: the sum is its lag";
+
+  ReadUntil(*c, got, UntilSeq(end));
+  ASSERT_FALSE(got.ec) << got.ec.message();
+  EXPECT_TRUE(got.Contiguous(start + 1, end));
+  EXPECT_TRUE(Eventually([&] {
+    lag = Metric(port(), "shareledger_feed_lag_events");
+    demoted = Metric(port(), "shareledger_feed_demoted_subscribers");
+    return lag == 0 && demoted == 0;
+  })) << "after catching up: lag " << lag << ", demoted " << demoted;
+  EXPECT_GE(Metric(port(), "shareledger_feed_demotions_total"), demotions_before + 1);
 }
 
 TEST_F(FeedTest, ResumeAfterServerRestartHasNoGapAndNoDuplicate) {
@@ -972,6 +1040,38 @@ TEST_F(FeedTest, HeartbeatsArriveWhenIdleWithThePositionChecked) {
   EXPECT_GT(positions.back(), positions.front()) << "positions did not advance while events flowed";
 }
 
+// A filter that matches nothing, catching up through a long history on disk:
+// heartbeats keep coming while it does (each a safe resume point), instead of
+// one walk over the whole backlog that holds the session's thread until the end.
+TEST_F(FeedTest, HeartbeatsKeepComingWhileAFilteredSubscriberCatchesUpALongHistory) {
+  constexpr std::uint64_t kEvents = 20000;
+  Toggler toggler(ledger(), 4);
+  toggler.Append(ledger(), kEvents);
+  ASSERT_EQ(toggler.failures(), 0u);
+  const std::uint64_t end = head();
+  // Reopened, so the history is read from RocksDB (not the ring), with a
+  // heartbeat period far below the time that takes.
+  server_->Close();
+  server_ = std::make_unique<FeedServer>(dir_ + "/db", 2ms);
+  ASSERT_TRUE(server_->Open());
+
+  auto c = Subscribe(0, Json{{"types", {"NoSuchType"}}});
+  std::vector<std::uint64_t> positions;
+  Received got;
+  while (got.last_heartbeat_position < end && !got.ec) {
+    const int before = got.heartbeats;
+    ReadUntil(*c, got, [&](const Received& r) { return r.heartbeats > before; });
+    if (got.heartbeats > before) positions.push_back(got.last_heartbeat_position);
+  }
+  ASSERT_FALSE(got.ec) << got.ec.message();
+  EXPECT_TRUE(got.seqs.empty());
+  EXPECT_TRUE(std::is_sorted(positions.begin(), positions.end()));
+  const auto during = std::count_if(positions.begin(), positions.end(),
+                                    [&](std::uint64_t p) { return p > 0 && p < end; });
+  EXPECT_GE(during, 1) << "no heartbeat while catching up through " << end << " events (" << positions.size()
+                       << " heartbeats in all)";
+}
+
 TEST_F(FeedTest, SnapshotComesFirstThenEventsAfterItsSeq) {
   Account a = Register(ledger()), b = Register(ledger()), c = Register(ledger());
   Launched x = LaunchAndCreateImage(ledger(), a);
@@ -1012,6 +1112,34 @@ TEST_F(FeedTest, SnapshotComesFirstThenEventsAfterItsSeq) {
   ReadUntil(*past, past_got, UntilSeq(next));
   ASSERT_FALSE(past_got.ec) << past_got.ec.message();
   EXPECT_EQ(past_got.seqs, (std::vector<std::uint64_t>{shared, next}));
+}
+
+// ---- wiring ------------------------------------------------------------------
+
+// Events committed after the hub started but before the ledger's hook pointed
+// at it (what Ledger::open's last catalog group can do) reach a subscriber
+// already parked at the tail, with no later commit to wake it.
+TEST_F(FeedTest, EventsCommittedBeforeTheHookIsSetReachAParkedSubscriber) {
+  server_->Close();
+  server_ = std::make_unique<FeedServer>(dir_ + "/db");
+  ASSERT_TRUE(server_->Open(/*attach=*/false));
+  const std::uint64_t start = head();
+  auto c = Subscribe(start);
+  Received got;
+  ReadUntil(*c, got, [](const Received& r) { return r.live >= 1; });
+  ASSERT_EQ(got.live, 1) << got.ec.message();
+
+  for (int i = 0; i < 3; ++i) Register(ledger());  // the hub hears of none of these
+  const std::uint64_t end = head();
+  ASSERT_GT(end, start);
+  server_->Attach();
+
+  // Bounded: heartbeats keep the connection busy, so no single read times out.
+  const auto deadline = Clock::now() + 10s;
+  ReadUntil(*c, got, [&](const Received& r) { return UntilSeq(end)(r) || Clock::now() > deadline; });
+  ASSERT_FALSE(got.ec) << got.ec.message();
+  ASSERT_TRUE(UntilSeq(end)(got)) << "received " << got.seqs.size() << " of " << end - start;
+  EXPECT_TRUE(got.Contiguous(start + 1, end));
 }
 
 // ---- malformed requests --------------------------------------------------------
