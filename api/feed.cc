@@ -417,12 +417,8 @@ FeedHub::~FeedHub() {
 
 void FeedHub::attach(Ledger& ledger) {
   ledger_ = &ledger;
-  // Ledger::execute() returns at finish(), before the writer runs the hook for
-  // that group: the last catalog group of Ledger::open may still be reading the
-  // hook we are about to replace. The writer runs one group at a time, so once a
-  // later command is answered that call is over. MarkImageAvailable of no image
-  // is a no-op: no event, no write, no hook call.
-  ledger.execute(MarkImageAvailable{""});
+  // A group whose hook call ran before this one is set (the last catalog group
+  // of Ledger::open, say) is already in head(), announced below.
   ledger.set_on_committed([this](const std::vector<Event>& events) { on_committed(events.back().seq); });
   // Events committed between this hub's construction and the hook: announced
   // here; the ring reads them from RocksDB like every other event.

@@ -73,6 +73,7 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& dir, LedgerOptio
   Ledger* self = ledger.get();
   hooks.on_write_failed = [self] { self->reload_state(); };
   hooks.on_committed = [self](const std::vector<Event>& events) {
+    std::lock_guard lock(self->on_committed_mu_);
     if (self->on_committed_) self->on_committed_(events);
   };
   Head head{ledger->state_.head_seq, ledger->state_.head_time_us, ledger->state_.head_hash};
@@ -164,6 +165,11 @@ std::optional<std::pair<std::string, std::string>> Ledger::credentials(const std
   auto secret = store_->get(store_->secrets(), access_key_id);
   if (!account || !*account || !secret || !*secret) return std::nullopt;
   return std::pair{**account, **secret};
+}
+
+void Ledger::set_on_committed(std::function<void(const std::vector<Event>&)> fn) {
+  std::lock_guard lock(on_committed_mu_);
+  on_committed_ = std::move(fn);
 }
 
 }  // namespace sl

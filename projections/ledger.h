@@ -14,6 +14,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -70,8 +71,10 @@ class Ledger {
   // Access key -> (account id, secret); nullopt when unknown.
   std::optional<std::pair<std::string, std::string>> credentials(const std::string& access_key_id) const;
 
-  // Runs after every durable group, on the writer thread (feed fan-out). Set before serving.
-  void set_on_committed(std::function<void(const std::vector<Event>&)> fn) { on_committed_ = std::move(fn); }
+  // Runs after every durable group, on the writer thread (feed fan-out). Safe
+  // while the writer runs: once this returns, no call to the old hook is in
+  // flight, and every group it did not see is already in head().
+  void set_on_committed(std::function<void(const std::vector<Event>&)> fn);
 
   const Store& store() const { return *store_; }
   const GroupCommitStats& stats() const { return committer_->stats(); }
@@ -88,7 +91,8 @@ class Ledger {
   std::unique_ptr<Store> store_;
   State state_;  // writer thread only
   std::unique_ptr<GroupCommitter> committer_;
-  std::function<void(const std::vector<Event>&)> on_committed_;
+  std::mutex on_committed_mu_;  // the writer calls the hook under it
+  std::function<void(const std::vector<Event>&)> on_committed_;  // GUARDED_BY(on_committed_mu_)
 };
 
 std::int64_t now_micros();
