@@ -71,7 +71,7 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& dir, LedgerOptio
   if (auto s = ledger->load_or_rebuild(); !s) return s.error();
   GroupCommitter::Hooks hooks;
   Ledger* self = ledger.get();
-  hooks.on_write_failed = [self] { self->reload_state(); };
+  hooks.reload = [self] { return self->reload_state(); };
   hooks.on_committed = [self](const std::vector<Event>& events) {
     std::lock_guard lock(self->on_committed_mu_);
     if (self->on_committed_) self->on_committed_(events);
@@ -135,9 +135,11 @@ Status Ledger::seed_catalog() {
   return Ok{};
 }
 
-void Ledger::reload_state() {
+Result<Head> Ledger::reload_state() {
   auto state = replay(*store_, ScanOptions{});
-  if (state) state_ = std::move(*state);
+  if (!state) return state.error();
+  state_ = std::move(*state);
+  return Head{state_.head_seq, state_.head_time_us, state_.head_hash};
 }
 
 void Ledger::submit(Command command, CommandContext context, Callback done) {
@@ -152,15 +154,17 @@ Result<Commit> Ledger::execute(Command command, CommandContext context) {
 }
 
 Result<std::unique_ptr<RowView>> Ledger::view(std::optional<std::uint64_t> as_of_seq) const {
-  if (!as_of_seq) return current_rows(*store_);
-  if (*as_of_seq > head().seq) {
+  if (as_of_seq && *as_of_seq > head().seq) {
     return make_error(400, "InvalidParameter.AsOf",
                       "as_of_seq " + std::to_string(*as_of_seq) + " is beyond the head " + std::to_string(head().seq));
   }
-  return rows_as_of(*store_, *as_of_seq);
+  auto view = as_of_seq ? rows_as_of(*store_, *as_of_seq) : current_rows(*store_);
+  if (!view) return make_error(503, "ServiceUnavailable", "storage: the database is not open (reopen failed)");
+  return view;
 }
 
 std::optional<std::pair<std::string, std::string>> Ledger::credentials(const std::string& access_key_id) const {
+  Store::Pin pin(*store_);  // before the family handles are read
   auto account = store_->get(store_->proj(), "akey/" + access_key_id);
   auto secret = store_->get(store_->secrets(), access_key_id);
   if (!account || !*account || !secret || !*secret) return std::nullopt;

@@ -8,6 +8,11 @@
 // changed. Every open seeds the part of the built-in catalog the log lacks
 // (all of it for an empty log).
 //
+// After a failed write (disk full, IO error) commands fail with 503
+// ServiceUnavailable, reads keep answering, and the next commands reopen the
+// database in place and replay State from it (GroupCommitter, Store::reopen()):
+// writes come back without a restart once the disk has room again.
+//
 // Thread safety: submit()/execute()/reads from any thread. State is touched only
 // by the writer thread (and by open() before it starts).
 #pragma once
@@ -63,7 +68,9 @@ class Ledger {
 
   // The last durable head.
   Head head() const { return committer_->head(); }
-  // A view of the rows now, or as of a seq. 400 InvalidParameter.AsOf when beyond head.
+  // A view of the rows now, or as of a seq. 400 InvalidParameter.AsOf when beyond head;
+  // 503 ServiceUnavailable when a reopen left the database closed. The view pins
+  // the store (see RowView): do not hold it across execute().
   Result<std::unique_ptr<RowView>> view(std::optional<std::uint64_t> as_of_seq = std::nullopt) const;
   // The last seq whose time <= time_us (0 before the first event).
   Result<std::uint64_t> seq_at_time(std::int64_t time_us) const { return store_->seq_at_time(time_us); }
@@ -85,7 +92,7 @@ class Ledger {
   Ledger() = default;
   Status load_or_rebuild();
   Status seed_catalog();
-  void reload_state();  // after a failed write: State back to what is durable
+  Result<Head> reload_state();  // after a reopen: State back to what is durable
 
   LedgerOptions options_;
   std::unique_ptr<Store> store_;

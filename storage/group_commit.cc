@@ -106,7 +106,26 @@ void GroupCommitter::run() {
   }
 }
 
+Status GroupCommitter::recover() {
+  if (auto s = store_.reopen(); !s) return s;
+  Result<Head> head = hooks_.reload ? hooks_.reload() : store_.head();
+  if (!head) return head.error();
+  std::lock_guard lock(mu_);
+  head_ = *head;
+  failed_ = false;
+  return Ok{};
+}
+
 void GroupCommitter::commit(std::vector<std::unique_ptr<WriteJob>>& group) {
+  if (failed_) {
+    // The jobs of the failed group changed the owner's state, and the store
+    // takes no write until reopened: nothing can be staged before both are back.
+    if (Status s = recover(); !s) {
+      stats_.failures++;
+      for (auto& job : group) job->finish(s);
+      return;
+    }
+  }
   LogBatch batch(store_, head());
   for (auto& job : group) job->stage(batch);
 
@@ -128,7 +147,7 @@ void GroupCommitter::commit(std::vector<std::unique_ptr<WriteJob>>& group) {
     head_ = batch.head();
   } else {
     stats_.failures++;
-    if (hooks_.on_write_failed) hooks_.on_write_failed();
+    failed_ = true;
   }
   for (auto& job : group) job->finish(durable);
   if (durable && !batch.appended().empty() && hooks_.on_committed) hooks_.on_committed(batch.appended());

@@ -8,8 +8,10 @@
 // Each job's stage() sees the effects of the jobs staged before it (sequential
 // semantics), and is all-or-nothing on its own: it either appends events or
 // appends nothing. If the synced write fails, every job in the group is told so
-// and the `on_write_failed` hook runs (the owner reloads its in-memory state);
-// nothing of the group is visible.
+// and nothing of the group is visible. Before the next group is staged, the
+// store is reopened (Store::reopen()) and the `reload` hook rebuilds the owner's
+// in-memory state from it; until both succeed, groups fail with 503 without
+// being staged.
 //
 // Thread safety: submit() from any thread; stage()/finish() run on the writer thread.
 #pragma once
@@ -87,7 +89,9 @@ struct GroupCommitStats {
 class GroupCommitter {
  public:
   struct Hooks {
-    std::function<void()> on_write_failed;                          // writer thread
+    // Writer thread, after a reopen: rebuild in-memory state from the store and
+    // return its head (a write whose fsync failed may have landed after all).
+    std::function<Result<Head>()> reload;
     std::function<void(const std::vector<Event>&)> on_committed;    // writer thread, after finish()
   };
 
@@ -106,6 +110,7 @@ class GroupCommitter {
  private:
   void run();
   void commit(std::vector<std::unique_ptr<WriteJob>>& group);
+  Status recover();
 
   Store& store_;
   Hooks hooks_;
@@ -114,6 +119,7 @@ class GroupCommitter {
   std::deque<std::unique_ptr<WriteJob>> queue_;  // guarded by mu_
   bool stopping_ = false;                        // guarded by mu_
   Head head_;                                    // guarded by mu_ (durable head)
+  bool failed_ = false;                          // writer thread: a write failed, recover() first
   GroupCommitStats stats_;
   std::thread writer_;
 };

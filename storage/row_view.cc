@@ -30,7 +30,7 @@ std::unique_ptr<rocksdb::Iterator> prefix_iterator(const Store& store, rocksdb::
 
 class CurrentRows final : public RowView {
  public:
-  explicit CurrentRows(const Store& store) : store_(store), snapshot_(store.snapshot()) {
+  explicit CurrentRows(const Store& store) : pin_(store), store_(store), snapshot_(store.snapshot()) {
     auto h = store.head(snapshot_);
     seq_ = h ? h->seq : 0;
   }
@@ -58,6 +58,7 @@ class CurrentRows final : public RowView {
   std::uint64_t seq() const override { return seq_; }
 
  private:
+  Store::Pin pin_;  // first: the database stays open until the rest is gone
   const Store& store_;
   const rocksdb::Snapshot* snapshot_;
   std::uint64_t seq_ = 0;
@@ -65,7 +66,7 @@ class CurrentRows final : public RowView {
 
 class RowsAsOf final : public RowView {
  public:
-  RowsAsOf(const Store& store, std::uint64_t seq) : store_(store), seq_(seq) {}
+  RowsAsOf(const Store& store, std::uint64_t seq) : pin_(store), store_(store), seq_(seq) {}
 
   std::optional<std::string> get(std::string_view key) const override {
     // One iterator serves every get of this view: creating one costs more than
@@ -157,6 +158,7 @@ class RowsAsOf final : public RowView {
     return std::string(v.data() + 1, v.size() - 1);
   }
 
+  Store::Pin pin_;  // first: the database stays open until the rest is gone
   const Store& store_;
   std::uint64_t seq_;
   // get()'s iterator (scan() uses its own: fn may call get() mid-scan).
@@ -165,9 +167,16 @@ class RowsAsOf final : public RowView {
 
 }  // namespace
 
-std::unique_ptr<RowView> current_rows(const Store& store) { return std::make_unique<CurrentRows>(store); }
+// A view pins the store, so it is open for the view's whole life if it is open
+// once the view exists.
+std::unique_ptr<RowView> current_rows(const Store& store) {
+  auto view = std::make_unique<CurrentRows>(store);
+  return store.is_open() ? std::move(view) : nullptr;
+}
+
 std::unique_ptr<RowView> rows_as_of(const Store& store, std::uint64_t seq) {
-  return std::make_unique<RowsAsOf>(store, seq);
+  auto view = std::make_unique<RowsAsOf>(store, seq);
+  return store.is_open() ? std::move(view) : nullptr;
 }
 
 }  // namespace sl

@@ -7,7 +7,9 @@
 // a get is one seek whatever the history length, and a scan costs a bounded
 // number of steps per row under its prefix (rows with long histories are
 // crossed with two seeks instead of walked).
-// Thread safety: a view is used by one thread at a time; views are cheap.
+// Thread safety: a view is used by one thread at a time; views are cheap. A
+// view holds a Store::Pin for its whole life: a reopen of the store waits for
+// it (up to a bound), so do not keep views across a write you wait for.
 #pragma once
 
 #include <functional>
@@ -32,6 +34,7 @@ class RowView {
   virtual std::uint64_t seq() const = 0;
 };
 
+// nullptr when the store is closed (a failed reopen, see Store::reopen()).
 // REQUIRES: store outlives the view.
 std::unique_ptr<RowView> current_rows(const Store& store);
 // REQUIRES: seq <= head. seq 0 is the empty state.

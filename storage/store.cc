@@ -1,10 +1,18 @@
 #include "storage/store.h"
 
+#include <fcntl.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cstdarg>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
 #include <vector>
 
 #include "events/codec.h"
@@ -13,6 +21,10 @@ namespace sl {
 namespace {
 
 const char* const kCfNames[] = {"default", "events", "proj", "hist", "idx", "secrets"};
+
+constexpr std::chrono::milliseconds kFirstReopenDelay{100}, kMaxReopenDelay{5000};
+constexpr std::chrono::milliseconds kReaderDrainTimeout{250};
+constexpr std::size_t kProbeBytes = 64 << 10;
 
 Error storage_error(const rocksdb::Status& s, std::string_view what) {
   return make_error(503, "ServiceUnavailable", "storage: " + std::string(what) + ": " + s.ToString());
@@ -35,6 +47,50 @@ class HistRowPrefix final : public rocksdb::SliceTransform {
  private:
   static constexpr std::size_t kVersionSuffix = 9;  // '\0' be64(seq)
 };
+
+// The info LOG. RocksDB's own logger, once a write to LOG failed (disk full),
+// trips an assertion on its next line, and Debian's 7.8 build keeps assertions:
+// the server would abort (fixed upstream in 8.1, facebook/rocksdb#11314). This
+// one appends with write(2) and drops the lines it cannot write.
+class InfoLog final : public rocksdb::Logger {
+ public:
+  explicit InfoLog(int fd) : fd_(fd) {}
+  ~InfoLog() override { ::close(fd_); }
+
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    char line[2048];
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    std::size_t n = std::strftime(line, sizeof line, "%Y/%m/%d-%H:%M:%S ", &tm);
+    int body = std::vsnprintf(line + n, sizeof line - n - 1, format, ap);
+    if (body < 0) return;
+    n = std::min(sizeof line - 2, n + static_cast<std::size_t>(body));
+    line[n++] = '\n';
+    [[maybe_unused]] auto written = ::write(fd_, line, n);
+  }
+
+ private:
+  int fd_;
+};
+
+// RocksDB's recovery from a failed WAL write (its automatic one, or Resume())
+// clears the error but keeps the WAL writer that failed: on a real full disk the
+// next write trips the same kind of assertion (measured, docs/RELIABILITY.md).
+// Never let it start; the store reopens the database instead.
+class NoRecoveryAfterWalError final : public rocksdb::EventListener {
+ public:
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason reason, rocksdb::Status /*error*/,
+                            bool* auto_recovery) override {
+    if (reason == rocksdb::BackgroundErrorReason::kWriteCallback ||
+        reason == rocksdb::BackgroundErrorReason::kMemTable) {
+      *auto_recovery = false;
+    }
+  }
+};
+
+Error closed_error() { return make_error(503, "ServiceUnavailable", "storage: the database is not open (reopen failed)"); }
 
 }  // namespace
 
@@ -69,14 +125,47 @@ std::string time_key(std::int64_t time_us, std::uint64_t seq) {
   return "t" + be64(static_cast<std::uint64_t>(time_us)) + be64(seq);
 }
 
+Store::Store() : reopen_delay_(kFirstReopenDelay) {
+  pthread_rwlockattr_t attr;
+  pthread_rwlockattr_init(&attr);
+  pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_READER_NP);
+  pthread_rwlock_init(&db_lock_, &attr);
+  pthread_rwlockattr_destroy(&attr);
+}
+
+Store::~Store() {
+  close_db();
+  pthread_rwlock_destroy(&db_lock_);
+}
+
+Store::Pin::Pin(const Store& store) : store_(store) { pthread_rwlock_rdlock(&store_.db_lock_); }
+Store::Pin::~Pin() { pthread_rwlock_unlock(&store_.db_lock_); }
+
 Result<std::unique_ptr<Store>> Store::open(const std::string& dir, OpenMode mode, const std::string& secondary_dir,
                                            rocksdb::Env* env) {
+  std::unique_ptr<Store> store(new Store());
+  store->dir_ = dir;
+  store->secondary_dir_ = secondary_dir;
+  store->env_ = env;
+  store->mode_ = mode;
+  if (rocksdb::Status s = store->open_db(mode); !s.ok()) return storage_error(s, "open " + dir);
+  return store;
+}
+
+rocksdb::Status Store::open_db(OpenMode mode) {
   rocksdb::Options options;
-  if (env) options.env = env;
+  if (env_) options.env = env_;
   options.create_if_missing = mode == OpenMode::kReadWrite;
   options.create_missing_column_families = mode == OpenMode::kReadWrite;
   options.IncreaseParallelism(2);
   if (mode == OpenMode::kSecondary) options.max_open_files = -1;  // required by secondary instances
+  if (mode == OpenMode::kReadWrite) {
+    std::error_code ignored;  // DB::Open reports a directory it cannot use
+    std::filesystem::create_directories(dir_, ignored);
+    int fd = ::open((dir_ + "/LOG").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) options.info_log = std::make_shared<InfoLog>(fd);
+    options.listeners.push_back(std::make_shared<NoRecoveryAfterWalError>());
+  }
 
   // Index and filter blocks stay in the table readers' memory (about 1/200 of
   // the data), not in the block cache: under random as-of reads over a long
@@ -102,69 +191,124 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, OpenMode mode
     descriptors.emplace_back(name, std::string_view(name) == "hist" ? hist_options : cf_options);
   }
 
-  std::unique_ptr<Store> store(new Store());
-  store->mode_ = mode;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s;
   switch (mode) {
     case OpenMode::kReadWrite:
-      s = rocksdb::DB::Open(options, dir, descriptors, &handles, &raw);
+      s = rocksdb::DB::Open(options, dir_, descriptors, &handles, &raw);
       break;
     case OpenMode::kReadOnly:
-      s = rocksdb::DB::OpenForReadOnly(options, dir, descriptors, &handles, &raw);
+      s = rocksdb::DB::OpenForReadOnly(options, dir_, descriptors, &handles, &raw);
       break;
     case OpenMode::kSecondary:
-      s = rocksdb::DB::OpenAsSecondary(options, dir, secondary_dir, descriptors, &handles, &raw);
+      s = rocksdb::DB::OpenAsSecondary(options, dir_, secondary_dir_, descriptors, &handles, &raw);
       break;
   }
-  if (!s.ok()) return storage_error(s, "open " + dir);
-  store->db_.reset(raw);
-  for (std::size_t i = 0; i < handles.size(); ++i) store->cf_[i] = handles[i];
-  return store;
+  if (!s.ok()) return s;
+  db_.reset(raw);
+  for (std::size_t i = 0; i < handles.size(); ++i) cf_[i] = handles[i];
+  return s;
 }
 
-Store::~Store() {
+void Store::close_db() {
   if (!db_) return;
-  for (auto* h : cf_) {
+  for (auto*& h : cf_) {
     if (h) db_->DestroyColumnFamilyHandle(h);
+    h = nullptr;
   }
-  db_->Close();
+  // After a failed write Close() reports that error again; the WAL holds what
+  // was written before it, and the next open replays that.
+  db_->Close().PermitUncheckedError();
+  db_.reset();
 }
 
 Status Store::write(rocksdb::WriteBatch& batch, bool sync) {
   if (mode_ != OpenMode::kReadWrite) return make_error(503, "ServiceUnavailable", "storage: store is read-only");
+  if (needs_reopen_) {
+    return make_error(503, "ServiceUnavailable",
+                      "storage: writes are suspended after a write error until the database is reopened");
+  }
   rocksdb::WriteOptions wo;
   wo.sync = sync;
   rocksdb::Status s = db_->Write(wo, &batch);
-  if (!s.ok() && db_->Resume().ok()) {
-    // The failure may be an earlier one's background error (RocksDB refuses
-    // writes until resumed); after a successful Resume() this batch gets a fresh
-    // try (rewriting the same keys is harmless if the first attempt landed).
-    // RocksDB 7.8 does not resume after a failed WAL append (ENOSPC): the
-    // database must be reopened, which Ledger does on its next write.
-    s = db_->Write(wo, &batch);
+  if (!s.ok()) {
+    needs_reopen_ = true;  // never write through this instance again (see NoRecoveryAfterWalError)
+    return storage_error(s, "write");
   }
-  if (!s.ok()) return storage_error(s, "write");
   return Ok{};
 }
 
+Status Store::reopen() {
+  if (!needs_reopen_) return Ok{};
+  auto now = std::chrono::steady_clock::now();
+  if (now < next_reopen_) {
+    return make_error(503, "ServiceUnavailable", "storage: writes are suspended after a write error; next reopen attempt not due yet");
+  }
+  Status s = try_reopen();
+  if (s) {
+    needs_reopen_ = false;
+    reopen_delay_ = kFirstReopenDelay;
+  } else {
+    next_reopen_ = now + reopen_delay_;
+    reopen_delay_ = std::min(2 * reopen_delay_, kMaxReopenDelay);
+  }
+  return s;
+}
+
+Status Store::try_reopen() {
+  // Is there room again? Writing a small file tells without closing anything.
+  rocksdb::Env* env = env_ ? env_ : rocksdb::Env::Default();
+  const std::string probe = dir_ + "/REOPEN_PROBE";
+  std::unique_ptr<rocksdb::WritableFile> file;
+  rocksdb::Status s = env->NewWritableFile(probe, &file, rocksdb::EnvOptions());
+  if (s.ok()) s = file->Append(std::string(kProbeBytes, '\0'));
+  if (s.ok()) s = file->Sync();
+  if (file) file->Close().PermitUncheckedError();
+  env->DeleteFile(probe).PermitUncheckedError();
+  if (!s.ok()) return storage_error(s, "write probe");
+
+  timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  auto ns = deadline.tv_nsec + std::chrono::nanoseconds(kReaderDrainTimeout).count();
+  deadline.tv_sec += ns / 1000000000;
+  deadline.tv_nsec = ns % 1000000000;
+  if (pthread_rwlock_timedwrlock(&db_lock_, &deadline) != 0) {
+    return make_error(503, "ServiceUnavailable", "storage: reopen postponed, readers still busy");
+  }
+  close_db();
+  Status result = Ok{};
+  if (s = open_db(OpenMode::kReadWrite); !s.ok()) {
+    result = storage_error(s, "reopen " + dir_);
+    // Serve reads from what is on disk until a later attempt succeeds (if even
+    // this fails, reads answer 503 until then).
+    open_db(OpenMode::kReadOnly).PermitUncheckedError();
+  }
+  pthread_rwlock_unlock(&db_lock_);
+  return result;
+}
+
 const rocksdb::Snapshot* Store::snapshot() const {
-  return mode_ == OpenMode::kSecondary ? nullptr : db_->GetSnapshot();
+  Pin pin(*this);
+  return mode_ == OpenMode::kSecondary || !db_ ? nullptr : db_->GetSnapshot();
 }
 
 void Store::release_snapshot(const rocksdb::Snapshot* snapshot) const {
+  Pin pin(*this);
   if (snapshot) db_->ReleaseSnapshot(snapshot);
 }
 
 Status Store::catch_up() {
   if (mode_ != OpenMode::kSecondary) return Ok{};
+  Pin pin(*this);
   rocksdb::Status s = db_->TryCatchUpWithPrimary();
   if (!s.ok()) return storage_error(s, "catch up with primary");
   return Ok{};
 }
 
 Result<Head> Store::head(const rocksdb::Snapshot* snapshot) const {
+  Pin pin(*this);
+  if (!db_) return closed_error();
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, events()));
@@ -188,11 +332,14 @@ Result<Head> Store::head(const rocksdb::Snapshot* snapshot) const {
 }
 
 Result<std::optional<std::string>> Store::event_bytes(std::uint64_t seq) const {
+  Pin pin(*this);  // before the family handle is read
   return get(events(), be64(seq));
 }
 
 Status Store::scan_events(std::uint64_t from, const std::function<bool(std::uint64_t, std::string_view)>& fn,
                           const rocksdb::Snapshot* snapshot) const {
+  Pin pin(*this);
+  if (!db_) return closed_error();
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot;
   ro.readahead_size = 2 << 20;
@@ -209,6 +356,8 @@ Status Store::scan_events(std::uint64_t from, const std::function<bool(std::uint
 }
 
 Result<std::uint64_t> Store::seq_at_time(std::int64_t time_us) const {
+  Pin pin(*this);
+  if (!db_) return closed_error();
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), idx()));
   it->SeekForPrev(time_key(time_us, ~0ull));
   if (!it->Valid()) {
@@ -222,6 +371,8 @@ Result<std::uint64_t> Store::seq_at_time(std::int64_t time_us) const {
 
 Result<std::vector<std::uint64_t>> Store::entity_events(std::string_view entity, std::uint64_t max_seq,
                                                         std::size_t limit) const {
+  Pin pin(*this);
+  if (!db_) return closed_error();
   std::vector<std::uint64_t> out;
   std::string prefix = "e" + std::string(entity) + '\0';
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), idx()));
@@ -236,6 +387,8 @@ Result<std::vector<std::uint64_t>> Store::entity_events(std::string_view entity,
 
 Result<std::optional<std::string>> Store::get(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
                                               const rocksdb::Snapshot* snapshot) const {
+  Pin pin(*this);
+  if (!db_) return closed_error();
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot;
   std::string value;
@@ -246,6 +399,7 @@ Result<std::optional<std::string>> Store::get(rocksdb::ColumnFamilyHandle* cf, s
 }
 
 Result<std::uint64_t> Store::recorded_head() const {
+  Pin pin(*this);  // before the family handle is read
   auto v = get(meta(), kRecordedHeadKey);
   if (!v) return v.error();
   if (!*v || (*v)->size() != 8) return std::uint64_t{0};

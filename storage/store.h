@@ -19,11 +19,19 @@
 // Thread safety: all methods are safe to call concurrently (RocksDB is); the
 // single writer is GroupCommitter. A Store opened read-only or as a secondary
 // rejects writes.
+//
+// After a failed write the database is closed and opened again in place (see
+// reopen()): the Store object, and so every reference to it, stays valid. Each
+// read method holds a Pin while it uses the database; code that uses db() or a
+// family handle directly must hold one too, unless it runs on the writer thread
+// or on a store that never reopens (read-only, secondary, tools).
 #pragma once
 
+#include <pthread.h>
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -64,6 +72,26 @@ class Store {
                                              const std::string& secondary_dir = "", rocksdb::Env* env = nullptr);
   ~Store();
 
+  // A reader's hold on the open database: reopen() waits until no Pin is left,
+  // and no Pin starts while it closes and opens. Pins nest (a thread holding
+  // one may take more), and cost two atomic operations.
+  class Pin {
+   public:
+    explicit Pin(const Store& store);
+    ~Pin();
+    Pin(const Pin&) = delete;
+    Pin& operator=(const Pin&) = delete;
+
+   private:
+    const Store& store_;
+  };
+
+  // False only while a reopen has failed to open the database even read-only
+  // (reads then fail with 503). Meaningful under a Pin.
+  bool is_open() const { return db_ != nullptr; }
+
+  // The database and its families. After a reopen these are new objects: read
+  // them under a Pin (or on the writer thread) and do not keep them past it.
   rocksdb::DB* db() const { return db_.get(); }
   rocksdb::ColumnFamilyHandle* events() const { return cf_[kEvents]; }
   rocksdb::ColumnFamilyHandle* proj() const { return cf_[kProj]; }
@@ -73,16 +101,29 @@ class Store {
   rocksdb::ColumnFamilyHandle* meta() const { return cf_[kMeta]; }
 
   // A consistent point to read at; nullptr for a secondary (it only moves on
-  // catch_up(), so it is consistent already). Release with release_snapshot().
+  // catch_up(), so it is consistent already) or a closed store. Release with
+  // release_snapshot() under the same Pin.
   const rocksdb::Snapshot* snapshot() const;
   void release_snapshot(const rocksdb::Snapshot* snapshot) const;
 
   // Writes atomically; sync=true waits for the WAL fsync.
-  // OK, or 503 ServiceUnavailable (disk full, IO error: the batch is not applied).
-  // After a failure RocksDB stops accepting writes; the next write first tries
-  // Resume(). A failed WAL append cannot be resumed in RocksDB 7.8: the store
-  // then keeps failing until it is reopened (see Ledger).
+  // OK, or 503 ServiceUnavailable (disk full, IO error: the batch is not acknowledged;
+  // if only the fsync failed, it may still be found in the log after the reopen).
+  // After a failure every write fails with 503 until reopen() succeeds: RocksDB
+  // 7.8 cannot safely resume after a failed WAL write (docs/RELIABILITY.md).
   Status write(rocksdb::WriteBatch& batch, bool sync);
+
+  // Closes the database and opens it again on the same directory, once a write
+  // has failed. Attempts are spaced out (100 ms, doubling up to 5 s) and start
+  // only when a small probe file can be written and synced, so a full disk is
+  // not hammered and readers are not blocked for nothing. Readers wait while
+  // the database is closed and opened; if pinned readers do not finish within
+  // 250 ms the attempt is postponed. When the read-write open fails, the store
+  // opens the directory read-only so reads still answer.
+  // OK: writes are accepted again (also when no write had failed).
+  // 503 ServiceUnavailable: not reopened (too early, still full, readers busy, open failed).
+  // REQUIRES: the writer thread (no write in flight); the caller holds no Pin.
+  Status reopen();
 
   // Secondary mode: catch up with the primary's latest writes.
   Status catch_up();
@@ -105,6 +146,7 @@ class Store {
   Result<std::vector<std::uint64_t>> entity_events(std::string_view entity, std::uint64_t max_seq,
                                                   std::size_t limit) const;
 
+  // REQUIRES: `cf` read from this store under a Pin the caller still holds.
   Result<std::optional<std::string>> get(rocksdb::ColumnFamilyHandle* cf, std::string_view key,
                                          const rocksdb::Snapshot* snapshot = nullptr) const;
 
@@ -116,11 +158,24 @@ class Store {
 
  private:
   enum Cf { kMeta, kEvents, kProj, kHist, kIdx, kSecrets, kCfCount };
-  Store() = default;
+  Store();
 
-  std::unique_ptr<rocksdb::DB> db_;
-  rocksdb::ColumnFamilyHandle* cf_[kCfCount] = {};
+  rocksdb::Status open_db(OpenMode mode);  // REQUIRES: closed
+  void close_db();
+  Status try_reopen();
+
+  std::string dir_, secondary_dir_;
+  rocksdb::Env* env_ = nullptr;  // nullptr: RocksDB's default
   OpenMode mode_ = OpenMode::kReadWrite;
+  // Readers hold it shared (Pin), reopen() exclusively. Reader-preferring, so a
+  // nested Pin never waits behind a pending reopen.
+  mutable pthread_rwlock_t db_lock_;
+  std::unique_ptr<rocksdb::DB> db_;                // guarded by db_lock_ (swapped only under it exclusively)
+  rocksdb::ColumnFamilyHandle* cf_[kCfCount] = {};  // same
+  // Writer thread only.
+  bool needs_reopen_ = false;
+  std::chrono::steady_clock::time_point next_reopen_{};
+  std::chrono::milliseconds reopen_delay_;
 };
 
 }  // namespace sl
