@@ -229,7 +229,7 @@ class Evolver {
     auto users = s_.instances_by_image.find(image_id);
     if (users == s_.instances_by_image.end()) return;
     const Image* x = s_.image(image_id);
-    auto refresh = [&](const std::string& instance_owner, const std::set<std::string>& instance_ids) {
+    auto refresh = [&](const std::string& instance_owner, const auto& instance_ids) {
       std::string reason;
       if (x && x->deleted()) {
         reason = "image_deleted";

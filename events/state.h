@@ -13,6 +13,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include <boost/container/flat_map.hpp>
+#include <boost/container/flat_set.hpp>
+
 #include "events/event.h"
 
 namespace sl {
@@ -72,7 +75,7 @@ struct ResourceShare {
 };
 
 // source -> since. Sources: "account", "resource-share:<rs-id>". Public is a flag on the image.
-using GrantSources = std::map<std::string, Since>;
+using GrantSources = boost::container::flat_map<std::string, Since>;
 
 // What one event changed, by entity; projections map entities to rows.
 struct Dirty {
@@ -92,8 +95,8 @@ struct State {
   std::unordered_map<std::string, std::string> disks;  // disk id -> instance id
   // image id -> owner -> instances running it: a grant change concerns one
   // owner's instances only, and an image may run on many accounts' instances.
-  std::unordered_map<std::string, std::map<std::string, std::set<std::string>>> instances_by_image;
-  std::unordered_map<std::string, std::map<std::string, GrantSources>> grants;  // image -> account -> sources
+  std::unordered_map<std::string, boost::container::flat_map<std::string, boost::container::flat_set<std::string>>> instances_by_image;
+  std::unordered_map<std::string, boost::container::flat_map<std::string, GrantSources>> grants;  // image -> account -> sources
   // "resource-share:<id>" -> the (image, account) grants it gives: what a
   // share's refresh compares against, without a walk over every grant.
   std::unordered_map<std::string, std::set<std::pair<std::string, std::string>>> share_grants;
