@@ -149,11 +149,12 @@ void read_field(element el, bool& out, const FieldPath& path) {
 void read_field(element el, std::vector<std::string>& out, const FieldPath& path) {
   simdjson::dom::array arr;
   if (el.get_array().get(arr)) throw DecodeError{path.str() + " must be an array of strings"};
-  out.clear();
+  out.resize(arr.size());  // assigning into the strings kept reuses their storage
+  std::size_t i = 0;
   for (element item : arr) {
     std::string_view s;
     if (item.get_string().get(s)) throw DecodeError{path.str() + " must be an array of strings"};
-    out.emplace_back(s);
+    out[i++].assign(s);
   }
 }
 template <class T>
@@ -203,7 +204,9 @@ bool make_data(std::string_view type, EventData& out) {
   if constexpr (I < std::variant_size_v<EventData>) {
     using Alt = std::variant_alternative_t<I, EventData>;
     if (type == Alt::kType) {
-      out.emplace<I>();
+      // Every field is assigned by the strict decode: a payload of the same
+      // type is overwritten in place, keeping its strings' storage.
+      if (out.index() != I) out.emplace<I>();
       return true;
     }
     return make_data<I + 1>(type, out);
@@ -313,7 +316,7 @@ std::string_view stored_hash(std::string_view stored) {
   return at == std::string_view::npos ? std::string_view() : stored.substr(at + 1 + kHashKey.size(), 64);
 }
 
-Result<std::string> verify_event_bytes(std::string_view stored, std::string_view prev_hash) {
+Result<std::string_view> verify_event_bytes(std::string_view stored, std::string_view prev_hash) {
   std::size_t at = hash_member_at(stored);
   if (at == std::string_view::npos) return make_error(400, "InvalidEvent", "stored event has no well-formed hash member");
   std::string_view stored_hash = stored.substr(at + 1 + kHashKey.size(), 64);
@@ -334,13 +337,18 @@ Result<std::string> verify_event_bytes(std::string_view stored, std::string_view
   if (prev_at == std::string_view::npos || stored.substr(prev_at + kPrevHashKey.size(), 64) != prev_hash) {
     return make_error(400, "InvalidEvent", "prev_hash does not match the previous event's hash");
   }
-  return std::string(stored_hash);
+  return stored_hash;
 }
 
 Result<Event> decode_event(std::string_view json_text) {
+  Event e;
+  if (auto decoded = decode_event_into(json_text, e); !decoded) return decoded.error();
+  return e;
+}
+
+Status decode_event_into(std::string_view json_text, Event& e) {
   auto root = decoder().parse(json_text);
   if (!root) return root.error();
-  Event e;
   try {
     simdjson::dom::object obj;
     if (root->get_object().get(obj)) throw DecodeError{"event must be a JSON object"};
@@ -396,7 +404,7 @@ Result<Event> decode_event(std::string_view json_text) {
   } catch (const DecodeError& err) {
     return make_error(400, "InvalidEvent", err.what);
   }
-  return e;
+  return Ok{};
 }
 
 Result<std::pair<std::uint64_t, std::int64_t>> peek_seq_time(std::string_view stored) {

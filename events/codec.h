@@ -29,11 +29,15 @@ std::string encode_event(const Event& e);
 // OK: the event. 400 InvalidEvent: malformed JSON, unknown type, a missing,
 // mistyped, duplicated or unknown field (the message names it). Never half-parsed.
 Result<Event> decode_event(std::string_view json);
+// The same into `out`, reusing the storage of its strings: a reader decoding a
+// long log into the same few Events allocates next to nothing. On an error
+// `out` holds a partly decoded event: do not use it.
+Status decode_event_into(std::string_view json, Event& out);
 
 // Checks the stored bytes' own hash against their content and `prev_hash`.
-// OK: the stored hash (64 hex). 400 InvalidEvent: no hash member, or the hash
-// does not match the bytes (message says which).
-Result<std::string> verify_event_bytes(std::string_view stored, std::string_view prev_hash);
+// OK: the stored hash (64 hex, a view into `stored`). 400 InvalidEvent: no hash
+// member, or the hash does not match the bytes (message says which).
+Result<std::string_view> verify_event_bytes(std::string_view stored, std::string_view prev_hash);
 // The stored bytes' hash member (64 hex) as written, unchecked; empty when absent.
 std::string_view stored_hash(std::string_view stored);
 

@@ -29,7 +29,8 @@ struct Batch {
   std::string prev_hash;             // stored hash of event first_seq - 1
   std::string bytes;                 // the events' stored bytes, back to back
   std::vector<std::uint32_t> ends;   // end of each event in `bytes`
-  std::vector<Event> events;         // the verified prefix, decoded (hash_only: seq and hash)
+  std::vector<Event> events;         // the verified prefix, decoded (hash_only: seq and hash);
+                                     // kept across recycling, so their storage is reused
   std::optional<Error> problem;      // the first bad event, after `events`
   bool claimed = false;              // a worker is verifying it
   bool verified = false;
@@ -44,29 +45,33 @@ Error corrupt(std::uint64_t seq, const std::string& what) {
   return make_error(500, "CorruptEvent", "seq " + std::to_string(seq) + ": " + what);
 }
 
+// Event `i` of `b` is bad: only the events before it are delivered.
+void fail(Batch& b, std::size_t i, Error problem) {
+  b.events.resize(i);
+  b.problem = std::move(problem);
+}
+
+// Decodes into the batch's Events in place: a recycled batch keeps its Events,
+// whose strings are overwritten rather than freed and allocated again.
 void verify_batch(Batch& b, bool hash_only) {
-  std::string prev = b.prev_hash;
-  b.events.reserve(b.ends.size());
+  std::string_view prev = b.prev_hash;
+  b.events.resize(b.ends.size());
   for (std::size_t i = 0; i < b.ends.size(); ++i) {
     const std::uint64_t seq = b.first_seq + i;
     std::string_view bytes = b.event_bytes(i);
+    Event& e = b.events[i];
     auto hash = verify_event_bytes(bytes, prev);
-    if (!hash) return void(b.problem = corrupt(seq, hash.error().message));
+    if (!hash) return fail(b, i, corrupt(seq, hash.error().message));
     if (hash_only) {
-      Event e;
       e.seq = seq;
-      e.hash = *hash;
-      b.events.push_back(std::move(e));
+      e.hash.assign(*hash);
     } else {
-      auto e = decode_event(bytes);
-      if (!e) return void(b.problem = corrupt(seq, e.error().message));
-      if (e->seq != seq) {
-        return void(b.problem = corrupt(seq, "stored under key seq " + std::to_string(seq) + " but says " +
-                                                 std::to_string(e->seq)));
+      if (auto decoded = decode_event_into(bytes, e); !decoded) return fail(b, i, corrupt(seq, decoded.error().message));
+      if (e.seq != seq) {
+        return fail(b, i, corrupt(seq, "stored under key seq " + std::to_string(seq) + " but says " + std::to_string(e.seq)));
       }
-      b.events.push_back(std::move(*e));
     }
-    prev = std::move(*hash);
+    prev = *hash;  // a view into b.bytes
   }
 }
 
@@ -98,8 +103,7 @@ class Pipeline {
     return b;
   }
 
-  // Hands a delivered batch back to the reader, which clears and refills it:
-  // freeing its events there keeps that work off the caller's thread.
+  // Hands a delivered batch back to the reader, which refills it.
   void recycle(std::unique_ptr<Batch> b) {
     std::lock_guard lock(mu_);
     spare_.push_back(std::move(b));
@@ -119,7 +123,6 @@ class Pipeline {
     }
     b->bytes.clear();
     b->ends.clear();
-    b->events.clear();
     b->problem.reset();
     b->claimed = b->verified = false;
     return b;

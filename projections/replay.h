@@ -21,7 +21,7 @@ struct ScanOptions {
   // Called every `progress_every` events with the seq reached.
   std::function<void(std::uint64_t)> progress;
   std::uint64_t progress_every = 100000;
-  // Skip schema decoding (fn then gets an Event with only seq/hash set).
+  // Skip schema decoding (fn may then read only the Event's seq and hash).
   bool hash_only = false;
 };
 
