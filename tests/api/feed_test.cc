@@ -591,6 +591,16 @@ class FeedTest : public ::testing::Test {
     return c;
   }
 
+  // Subscribes after `after_seq` with a small receive buffer (so the server's
+  // send queue fills soon once the test stops reading) and reads into `got`
+  // up to the first {"kind":"live"}.
+  std::unique_ptr<FeedClient> SubscribeSlowReaderLive(std::uint64_t after_seq, Received& got) {
+    auto c = Subscribe(after_seq);
+    c->SetReceiveBuffer(64 << 10);
+    ReadUntil(*c, got, [](const Received& r) { return r.live >= 1; });
+    return c;
+  }
+
   // Expects an {"kind":"error"} frame with `code` (any code when empty), then a close.
   void ExpectErrorThenClose(FeedClient& c, const std::string& code = "") {
     Received got;
@@ -716,10 +726,8 @@ TEST_F(FeedTest, SlowSubscriberIsDemotedAndEndsWithTheCompleteSequence) {
   const double alone = std::chrono::duration<double>(Clock::now() - t0).count();
 
   const std::uint64_t start = head();
-  auto c = Subscribe(start);
-  c->SetReceiveBuffer(64 << 10);
   Received got;
-  ReadUntil(*c, got, [](const Received& r) { return r.live >= 1; });
+  auto c = SubscribeSlowReaderLive(start, got);
   ASSERT_EQ(got.live, 1) << got.ec.message();
 
   // Stop reading for 10 s while the writers append kEvents.
@@ -749,10 +757,8 @@ TEST_F(FeedTest, MetricsShowTheLagAndTheDemotedSubscriberUntilItCatchesUp) {
   constexpr std::uint64_t kEvents = 30000;
   Toggler toggler(ledger(), 4);
   const std::uint64_t start = head();
-  auto c = Subscribe(start);
-  c->SetReceiveBuffer(64 << 10);
   Received got;
-  ReadUntil(*c, got, [](const Received& r) { return r.live >= 1; });
+  auto c = SubscribeSlowReaderLive(start, got);
   ASSERT_EQ(got.live, 1) << got.ec.message();
   const std::int64_t demotions_before = Metric(port(), "shareledger_feed_demotions_total");
 
