@@ -16,6 +16,11 @@
 //   read the body             body_timeout
 //   handler ... respond       no timeout     (the handler owns this time)
 //   write the response        write_timeout
+// A streamed answer (ResponseStream) writes its header and then each batch
+// of bytes as the handler produces them, each write bounded by
+// write_timeout; meanwhile the server waits for the client to go away (a
+// read that ends in EOF or an error closes the connection and fails the
+// producer's next write).
 // Protocol failures are answered with an ECS error body and the connection
 // is closed (after draining what the client is still sending, for at most a
 // second):
@@ -35,6 +40,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -59,6 +65,7 @@ using Response = http::response<http::string_body>;
 // answers 500 InternalError. The server sets `Server: shareledger`, the
 // HTTP version, keep-alive (from the request; `Connection: close` set by the
 // handler is honoured) and Content-Length; for HEAD the body is not sent.
+// To send a body while it is produced, start a ResponseStream instead.
 using Responder = std::function<void(Response)>;
 
 struct PeerInfo {
@@ -91,8 +98,57 @@ struct HttpServerOptions {
   std::chrono::milliseconds header_timeout{10000};  // whole header, from its first byte
   std::chrono::milliseconds idle_timeout{60000};    // keep-alive idle, waiting for a request
   std::chrono::milliseconds body_timeout{60000};    // whole body, after the header
-  std::chrono::milliseconds write_timeout{60000};   // whole response
+  std::chrono::milliseconds write_timeout{60000};   // whole response; each write of a streamed one
+  std::size_t stream_buffer_bytes = 64 * 1024;       // a streamed answer's unsent bytes before its producer waits
   std::chrono::milliseconds drain_timeout{5000};    // stop(): wait for in-flight requests
+};
+
+struct StreamChannel;
+
+// The body of a streamed answer, sent while it is produced: chunked
+// (`Transfer-Encoding: chunked`) to HTTP/1.1 clients; to HTTP/1.0 clients as
+// raw bytes ended by closing the connection.
+// Thread safety: one producer thread at a time calls write() and finish().
+class ResponseStream {
+ public:
+  // Starts the answer to the request `respond` belongs to: sends `head`'s
+  // status and fields (its body and Content-Length are dropped); the server
+  // sets Server, the version, keep-alive (as for a Responder) and
+  // Transfer-Encoding. The request then counts as answered: later calls of
+  // `respond` are ignored, and a stream started after `respond` was called
+  // is closed (write() returns false). A Responder the server did not make
+  // (a test calling a handler directly) gets one whole Response, with every
+  // byte written, at finish().
+  static std::unique_ptr<ResponseStream> start(const Responder& respond, Response head);
+
+  ResponseStream(const ResponseStream&) = delete;
+  ResponseStream& operator=(const ResponseStream&) = delete;
+  // Without finish(), the connection closes once the bytes written are
+  // sent: the client sees a truncated body.
+  ~ResponseStream();
+
+  // Queues `bytes` for the client. Waits while stream_buffer_bytes or more
+  // are still unsent, so a slow client holds the producer back instead of
+  // growing the queue.
+  // true: queued. false: the client is gone (closed the connection, a write
+  // failed or timed out, the server stopped): nothing more will be sent;
+  // stop producing.
+  // REQUIRES: not called on an io thread (it may wait for one); finish() not
+  // called yet.
+  bool write(std::string_view bytes);
+
+  // Queues `last` and ends the body; a keep-alive connection then reads its
+  // next request. Never waits (`last` may exceed the bound). Later calls are
+  // ignored.
+  void finish(std::string_view last = {});
+
+ private:
+  ResponseStream() = default;
+
+  std::shared_ptr<StreamChannel> channel_;  // to the session; null when collecting
+  Responder collect_into_;                  // not the server's: gets collected_ at finish()
+  Response collected_;
+  bool finished_ = false;
 };
 
 class Listener;

@@ -13,10 +13,13 @@
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/core/string.hpp>
+#include <boost/beast/http/chunk_encode.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/rfc7230.hpp>
+#include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
@@ -128,6 +131,19 @@ std::optional<ProtocolFailure> classify(const beast::error_code& ec, bool header
   return std::nullopt;
 }
 
+// Runs `f` on the session behind `session` under the gate, so that nothing
+// is posted to an io_context stop() is done with. false: the session or the
+// server is gone, `f` did not run.
+template <class F>
+bool reach(ServerCore& core, const std::weak_ptr<HttpSession>& session, F&& f) {
+  std::shared_lock lock(core.gate_mu);
+  if (!core.gate_open) return false;
+  const std::shared_ptr<HttpSession> s = session.lock();
+  if (!s) return false;
+  f(*s);
+  return true;
+}
+
 // Shared by every copy of one request's Responder: delivers exactly once,
 // and answers 500 if every copy is dropped without being called.
 class PendingResponse {
@@ -146,11 +162,20 @@ class PendingResponse {
     if (!called_.exchange(true)) deliver(std::move(res));
   }
 
+  // The channel of a streamed answer; closed when the request was answered
+  // already, or its session or the server is gone.
+  std::shared_ptr<StreamChannel> open_stream(Response head) {
+    auto channel = std::make_shared<StreamChannel>(core_, session_);
+    const bool started = !called_.exchange(true) && reach(*core_, session_, [&](HttpSession& s) {
+      s.post_stream_start(gen_, std::move(head), channel);
+    });
+    if (!started) channel->close();
+    return channel;
+  }
+
  private:
   void deliver(Response res) {
-    std::shared_lock lock(core_->gate_mu);
-    if (!core_->gate_open) return;
-    if (std::shared_ptr<HttpSession> s = session_.lock()) s->post_response(gen_, std::move(res));
+    reach(*core_, session_, [&](HttpSession& s) { s.post_response(gen_, std::move(res)); });
   }
 
   std::shared_ptr<ServerCore> core_;
@@ -159,7 +184,96 @@ class PendingResponse {
   std::atomic<bool> called_{false};
 };
 
+// The Responder the server hands its handler. A named type, so that
+// ResponseStream::start can find the request behind a Responder
+// (std::function::target).
+struct SessionResponder {
+  std::shared_ptr<PendingResponse> pending;
+  void operator()(Response res) const { pending->respond(std::move(res)); }
+};
+
 }  // namespace
+
+// ---- ResponseStream --------------------------------------------------------
+
+std::unique_ptr<ResponseStream> ResponseStream::start(const Responder& respond, Response head) {
+  std::unique_ptr<ResponseStream> out(new ResponseStream());
+  if (const auto* ours = respond.target<SessionResponder>()) {
+    out->channel_ = ours->pending->open_stream(std::move(head));
+  } else {
+    out->collect_into_ = respond;
+    out->collected_ = std::move(head);
+    out->collected_.body().clear();
+  }
+  return out;
+}
+
+ResponseStream::~ResponseStream() {
+  if (finished_ || !channel_) return;
+  StreamChannel& c = *channel_;
+  {
+    std::lock_guard lock(c.mu);
+    if (c.closed) return;
+    c.dropped = true;
+    if (std::exchange(c.session_will_look, true)) return;
+  }
+  c.wake();
+}
+
+bool ResponseStream::write(std::string_view bytes) {
+  if (!channel_) {
+    collected_.body().append(bytes);
+    return true;
+  }
+  StreamChannel& c = *channel_;
+  const std::size_t bound = c.core->options.stream_buffer_bytes;
+  bool wake = false;
+  {
+    std::unique_lock lock(c.mu);
+    c.room.wait(lock, [&] { return c.closed || c.unsent < bound; });
+    if (c.closed) return false;
+    c.queued.append(bytes);
+    c.unsent += bytes.size();
+    wake = !std::exchange(c.session_will_look, true);
+  }
+  if (wake) c.wake();
+  return true;
+}
+
+void ResponseStream::finish(std::string_view last) {
+  if (std::exchange(finished_, true)) return;
+  if (!channel_) {
+    collected_.body().append(last);
+    collected_.prepare_payload();
+    if (collect_into_) collect_into_(std::move(collected_));
+    return;
+  }
+  StreamChannel& c = *channel_;
+  bool wake = false;
+  {
+    std::lock_guard lock(c.mu);
+    if (c.closed) return;
+    c.queued.append(last);
+    c.unsent += last.size();
+    c.finished = true;
+    wake = !std::exchange(c.session_will_look, true);
+  }
+  if (wake) c.wake();
+}
+
+// ---- StreamChannel ---------------------------------------------------------
+
+void StreamChannel::close() {
+  {
+    std::lock_guard lock(mu);
+    closed = true;
+  }
+  room.notify_all();
+}
+
+void StreamChannel::wake() {
+  if (!reach(*core, session, [](HttpSession& s) { s.post_stream_ready(); })) close();
+}
 
 // ---- ServerCore ------------------------------------------------------------
 
@@ -225,6 +339,21 @@ void RequestParser::on_field_impl(http::field name, beast::string_view name_stri
 
 // ---- HttpSession -----------------------------------------------------------
 
+// A streamed answer in progress. Heap-allocated per streamed answer, so
+// sessions that never stream pay only for a null pointer.
+struct HttpSession::OutStream {
+  OutStream(std::shared_ptr<StreamChannel> c, http::response_header<>&& h)
+      : channel(std::move(c)), head(std::move(h)) {}
+
+  std::shared_ptr<StreamChannel> channel;
+  http::response<http::empty_body> head;
+  std::optional<http::response_serializer<http::empty_body>> head_writer;
+  std::string sending;   // taken from channel->queued; in flight while `writing`
+  bool chunked = true;   // false for HTTP/1.0: raw bytes, then close
+  bool writing = false;  // a write is in flight
+  bool ended = false;    // the write in flight is the last one
+};
+
 HttpSession::HttpSession(tcp::socket&& socket, std::shared_ptr<ServerCore> core)
     : core_(std::move(core)), ex_(socket.get_executor()), stream_(std::move(socket)) {
   beast::error_code ec;
@@ -233,6 +362,10 @@ HttpSession::HttpSession(tcp::socket&& socket, std::shared_ptr<ServerCore> core)
     peer_.remote_address = remote.address().to_string();
     peer_.remote_port = remote.port();
   }
+}
+
+HttpSession::~HttpSession() {
+  if (out_) out_->channel->close();
 }
 
 void HttpSession::run() {
@@ -244,6 +377,16 @@ void HttpSession::post_response(std::uint64_t gen, Response res) {
   net::post(ex_, [self = shared_from_this(), gen, res = std::move(res)]() mutable {
     self->on_response(gen, std::move(res));
   });
+}
+
+void HttpSession::post_stream_start(std::uint64_t gen, Response head, std::shared_ptr<StreamChannel> channel) {
+  net::post(ex_, [self = shared_from_this(), gen, head = std::move(head), channel = std::move(channel)]() mutable {
+    self->on_stream_start(gen, std::move(head), std::move(channel));
+  });
+}
+
+void HttpSession::post_stream_ready() {
+  net::post(ex_, [self = shared_from_this()] { self->on_stream_ready(); });
 }
 
 void HttpSession::post_drain() {
@@ -344,7 +487,7 @@ void HttpSession::do_handle() {
   req_keep_alive_ = req.keep_alive();
   req_head_ = req.method() == http::verb::head;
   auto pending = std::make_shared<PendingResponse>(core_, weak_from_this(), gen);
-  Responder respond = [pending](Response res) { pending->respond(std::move(res)); };
+  Responder respond = SessionResponder{pending};
   try {
     core_->on_request(std::move(req), peer_, std::move(respond));
   } catch (...) {
@@ -352,12 +495,20 @@ void HttpSession::do_handle() {
   }
 }
 
-void HttpSession::on_response(std::uint64_t gen, Response res) {
-  if (state_ != State::kHandling || gen != gen_) return;
+// What the server sets in every answer to a handled request: the request's
+// version, Server, and keep-alive unless the request, the handler
+// (`Connection: close`) or stop() rules it out.
+template <class Body>
+void HttpSession::stamp(http::response<Body>& res) const {
   const bool handler_close = http::token_list{res[http::field::connection]}.exists("close");
   res.version(req_version_);
   res.set(http::field::server, "shareledger");
   res.keep_alive(req_keep_alive_ && !handler_close && !core_->draining);
+}
+
+void HttpSession::on_response(std::uint64_t gen, Response res) {
+  if (state_ != State::kHandling || gen != gen_) return;
+  stamp(res);
   try {
     res.prepare_payload();  // throws for a body on 1xx/204/304
   } catch (const std::exception&) {
@@ -386,6 +537,120 @@ void HttpSession::on_write(bool keep_alive, beast::error_code ec, std::size_t) {
   if (ec) return fail(ec);
   if (!keep_alive) return do_close();
   do_wait_request();
+}
+
+void HttpSession::on_stream_start(std::uint64_t gen, Response head, std::shared_ptr<StreamChannel> channel) {
+  if (state_ != State::kHandling || gen != gen_) return channel->close();
+  state_ = State::kStreaming;
+  out_ = std::make_unique<OutStream>(std::move(channel), std::move(head.base()));
+  http::response<http::empty_body>& h = out_->head;
+  stamp(h);
+  // HTTP/1.0 has no chunked coding: the body ends where the connection does.
+  out_->chunked = req_version_ >= 11;
+  if (!out_->chunked) h.keep_alive(false);
+  h.erase(http::field::content_length);
+  h.chunked(out_->chunked);
+  if (req_head_) {
+    out_->ended = true;          // the header is the whole answer,
+    out_->channel->close();      // and the producer learns that nothing is sent
+  } else {
+    do_watch();
+  }
+  out_->head_writer.emplace(h);
+  out_->writing = true;
+  stream_.expires_after(core_->options.write_timeout);  // the write's only: a watch read is pending
+  http::async_write_header(stream_, *out_->head_writer,
+                           beast::bind_front_handler(&HttpSession::on_write_stream, shared_from_this()));
+}
+
+// While the answer streams, a client that closes its end or resets the
+// connection is noticed here, not at the next write, which may be far off.
+// Bytes that arrive are a pipelined request: kept, and no longer watched.
+void HttpSession::do_watch() {
+  watching_ = true;
+  stream_.async_read_some(buffer_.prepare(kFirstReadBytes),
+                          beast::bind_front_handler(&HttpSession::on_watch, shared_from_this()));
+}
+
+void HttpSession::on_watch(beast::error_code ec, std::size_t n) {
+  watching_ = false;
+  buffer_.commit(n);
+  if (state_ == State::kClosed) return;
+  if (out_) {  // still streaming
+    if (ec) return fail(ec);
+    return;
+  }
+  // The answer ended and on_stream_end() cancelled this read.
+  if (ec && ec != net::error::operation_aborted) return fail(ec);
+  do_wait_request();
+}
+
+void HttpSession::on_stream_ready() {
+  if (state_ != State::kStreaming || !out_ || out_->writing) return;
+  do_write_stream();
+}
+
+// Takes everything the producer queued and writes it as one chunk; when the
+// queue is empty, either ends the body or leaves the next look to the
+// producer's next wake-up.
+void HttpSession::do_write_stream() {
+  StreamChannel& c = *out_->channel;
+  bool finished = false;
+  bool dropped = false;
+  {
+    std::lock_guard lock(c.mu);
+    out_->sending.swap(c.queued);
+    finished = c.finished;
+    dropped = c.dropped;
+    if (out_->sending.empty() && !finished && !dropped) {
+      c.session_will_look = false;
+      return;
+    }
+  }
+  // Left without finish(): what was written goes out, then only closing can
+  // tell the client that the body is truncated.
+  if (dropped && out_->sending.empty()) return do_close();
+  auto next = beast::bind_front_handler(&HttpSession::on_write_stream, shared_from_this());
+  if (out_->sending.empty()) {
+    out_->ended = true;
+    if (!out_->chunked) return on_stream_end();
+    out_->writing = true;
+    stream_.expires_after(core_->options.write_timeout);
+    return net::async_write(stream_, http::make_chunk_last(), std::move(next));
+  }
+  out_->writing = true;
+  stream_.expires_after(core_->options.write_timeout);
+  if (out_->chunked) {
+    net::async_write(stream_, http::make_chunk(net::buffer(out_->sending)), std::move(next));
+  } else {
+    net::async_write(stream_, net::buffer(out_->sending), std::move(next));
+  }
+}
+
+void HttpSession::on_write_stream(beast::error_code ec, std::size_t) {
+  if (state_ == State::kClosed) return;
+  out_->writing = false;
+  if (ec) return fail(ec);
+  StreamChannel& c = *out_->channel;
+  {
+    std::lock_guard lock(c.mu);
+    c.unsent -= out_->sending.size();
+  }
+  c.room.notify_all();
+  out_->sending.clear();
+  if (out_->ended) return on_stream_end();
+  do_write_stream();
+}
+
+void HttpSession::on_stream_end() {
+  const bool keep_alive = out_->head.keep_alive();
+  out_.reset();
+  if (!keep_alive) return do_close();
+  if (!watching_) return do_wait_request();
+  // The watch read would be the next request's first read, but without its
+  // idle timeout: cancel it; on_watch() goes on to the next request.
+  beast::error_code ignored;
+  stream_.socket().cancel(ignored);
 }
 
 void HttpSession::do_write_error(beast::error_code parse_ec) {
@@ -430,6 +695,9 @@ void HttpSession::on_linger(beast::error_code ec, std::size_t n) {
 void HttpSession::do_close() {
   if (state_ == State::kClosed) return;
   state_ = State::kClosed;
+  // Before the socket closes, so that a client that sees the close knows the
+  // producer's next write fails. out_ stays: a write in flight may use it.
+  if (out_) out_->channel->close();
   beast::error_code ignored;
   stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
   stream_.close();

@@ -3,6 +3,9 @@
 // responders share (options, handlers, the live-session registry and the
 // gate responders pass through).
 //
+// StreamChannel: the queue between a ResponseStream's producer and the
+// session that sends it.
+//
 // Thread safety: an HttpSession runs on its own strand; only run(),
 // post_response() and the post_* hooks may be called from other threads.
 // ServerCore's methods are thread-safe.
@@ -24,6 +27,7 @@
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -70,6 +74,35 @@ struct ServerCore {
   std::unordered_map<HttpSession*, std::shared_ptr<HttpSession>> sessions_;  // GUARDED_BY(mu_)
 };
 
+// Between a ResponseStream (its producer's thread) and its session's strand:
+// the bytes written and not yet sent, and whether the session will look at
+// them without being told. Thread-safe.
+struct StreamChannel {
+  StreamChannel(std::shared_ptr<ServerCore> c, std::weak_ptr<HttpSession> s)
+      : core(std::move(c)), session(std::move(s)) {}
+
+  // Nothing more will be sent: the next write() returns false, a waiting one
+  // wakes up.
+  void close();
+  // Has the session look at the queue, unless it already will.
+  // REQUIRES: mu not held by the caller.
+  void wake();
+
+  const std::shared_ptr<ServerCore> core;
+  const std::weak_ptr<HttpSession> session;
+  std::mutex mu;
+  std::condition_variable room;  // the producer waits here for unsent < the bound
+  std::string queued;            // GUARDED_BY(mu): written, not yet taken by the session
+  std::size_t unsent = 0;        // GUARDED_BY(mu): queued plus the bytes being written
+  bool finished = false;         // GUARDED_BY(mu): `queued` ends the body
+  bool dropped = false;          // GUARDED_BY(mu): the producer left without finish()
+  bool closed = false;           // GUARDED_BY(mu)
+  // GUARDED_BY(mu). true while a wake-up is posted or a write is in flight:
+  // the session will look at `queued` again without a new post. The start
+  // of the stream counts as one.
+  bool session_will_look = true;
+};
+
 // A request parser whose oversized header fields become error::header_limit
 // instead of the std::length_error Beast's fields container throws (it
 // stores field offsets in 16 bits).
@@ -81,7 +114,8 @@ class RequestParser final : public http::request_parser<http::string_body> {
 };
 
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
-  enum class State { kIdle, kReadingHeader, kReadingBody, kHandling, kWriting, kClosing, kClosed };
+  enum class State { kIdle, kReadingHeader, kReadingBody, kHandling, kWriting, kStreaming, kClosing, kClosed };
+  struct OutStream;
 
   std::shared_ptr<ServerCore> core_;
   const boost::asio::any_io_executor ex_;  // the strand; readable from any thread
@@ -89,6 +123,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   boost::beast::flat_buffer buffer_;
   std::optional<RequestParser> parser_;
   std::optional<Response> res_;
+  std::unique_ptr<OutStream> out_;  // the streamed answer being sent (kStreaming)
+  bool watching_ = false;           // a read is waiting for the client to go away
   http::response<http::empty_body> continue_{http::status::continue_, 11};
   PeerInfo peer_;
   State state_ = State::kIdle;
@@ -100,6 +136,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
  public:
   HttpSession(boost::asio::ip::tcp::socket&& socket, std::shared_ptr<ServerCore> core);
+  // Closes a streamed answer's channel, so its producer never waits on a
+  // session that is gone.
+  ~HttpSession();
 
   // Registers the session and starts reading. Thread-safe.
   void run();
@@ -107,6 +146,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // Thread-safe. Delivers the answer to request `gen`; ignored unless the
   // session is still waiting for exactly that answer.
   void post_response(std::uint64_t gen, Response res);
+  // Thread-safe. Starts a streamed answer to request `gen`, under the same
+  // condition; otherwise closes `channel`.
+  void post_stream_start(std::uint64_t gen, Response head, std::shared_ptr<StreamChannel> channel);
+  // Thread-safe. The streamed answer's producer queued bytes, finished or left.
+  void post_stream_ready();
 
   // Thread-safe. Close now if no request is in progress (stop()).
   void post_drain();
@@ -126,6 +170,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void on_response(std::uint64_t gen, Response res);
   void do_write();
   void on_write(bool keep_alive, boost::beast::error_code ec, std::size_t n);
+  template <class Body>
+  void stamp(http::response<Body>& res) const;
+
+  // A streamed answer: the header, then whatever the producer queued, one
+  // write at a time, then the last chunk. do_watch() reads meanwhile to
+  // notice a client that leaves.
+  void on_stream_start(std::uint64_t gen, Response head, std::shared_ptr<StreamChannel> channel);
+  void do_watch();
+  void on_watch(boost::beast::error_code ec, std::size_t n);
+  void on_stream_ready();
+  void do_write_stream();
+  void on_write_stream(boost::beast::error_code ec, std::size_t n);
+  void on_stream_end();
 
   // Protocol failure: answer with an ECS error (if the failure is one we can
   // answer), then linger and close.

@@ -1,11 +1,13 @@
 #include "api/http_server.h"
 #include "bench/hello_server.h"
+#include "test_client.h"
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,90 +30,9 @@ namespace websocket = beast::websocket;
 using tcp = net::ip::tcp;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-constexpr auto kClientTimeout = 3s;
-
-// A small blocking client: each call runs one async operation on a private
-// io_context for at most kClientTimeout, so a broken server fails the test
-// instead of hanging it.
-class TestClient {
- public:
-  explicit TestClient(unsigned short port) : stream_(ioc_) {
-    connect_ec_ = Await([&](auto h) {
-      stream_.async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), h);
-    });
-  }
-
-  beast::error_code connect_error() const { return connect_ec_; }
-
-  beast::error_code SendRaw(std::string_view bytes) {
-    return Await([&](auto h) { net::async_write(stream_, net::buffer(bytes), h); });
-  }
-
-  beast::error_code Send(Request req) {
-    req.prepare_payload();
-    return Await([&](auto h) { http::async_write(stream_, req, h); });
-  }
-
-  beast::error_code Read(Response& res, bool head = false) {
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(64 << 20);
-    parser.skip(head);
-    beast::error_code ec = Await([&](auto h) { http::async_read(stream_, buffer_, parser, h); });
-    if (!ec) res = parser.release();
-    return ec;
-  }
-
-  // Reads (and discards) until the server closes. Returns the time it took,
-  // or nullopt if the connection is still open after `timeout`.
-  std::optional<Clock::duration> WaitClosed(std::chrono::milliseconds timeout = 2000ms) {
-    const auto start = Clock::now();
-    char scratch[4096];
-    while (Clock::now() - start < timeout) {
-      beast::error_code ec = Await(
-          [&](auto h) { stream_.async_read_some(net::buffer(scratch), h); },
-          std::chrono::duration_cast<std::chrono::milliseconds>(timeout - (Clock::now() - start)));
-      if (ec == net::error::would_block) break;  // still open
-      if (ec) return Clock::now() - start;
-    }
-    return std::nullopt;
-  }
-
-  void Close() {
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.close();
-  }
-
- private:
-  struct Done {
-    std::shared_ptr<beast::error_code> out;
-    void operator()(beast::error_code ec) const { *out = ec; }
-    void operator()(beast::error_code ec, std::size_t) const { *out = ec; }
-  };
-
-  // would_block: the operation did not finish in time.
-  template <class Start>
-  beast::error_code Await(Start start, std::chrono::milliseconds timeout = kClientTimeout) {
-    auto out = std::make_shared<beast::error_code>(net::error::would_block);
-    start(Done{out});
-    ioc_.restart();
-    ioc_.run_for(timeout);
-    return *out;
-  }
-
-  net::io_context ioc_;
-  beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
-  beast::error_code connect_ec_;
-};
-
-Request MakeRequest(http::verb method, std::string target, std::string body = {}) {
-  Request req{method, target, 11};
-  req.set(http::field::host, "127.0.0.1");
-  req.body() = std::move(body);
-  return req;
-}
+using testing::kClientTimeout;
+using testing::MakeRequest;
+using testing::TestClient;
 
 std::string RawGet(const std::string& target, const std::string& extra_headers = {}) {
   return "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\n" + extra_headers + "\r\n";
@@ -590,6 +511,121 @@ TEST_F(HttpServerTest, DroppedResponderAnswers500) {
   EXPECT_EQ(res.result(), http::status::internal_server_error);
   EXPECT_NE(res.body().find("\"Code\":\"InternalError\""), std::string::npos);
   EXPECT_TRUE(res.keep_alive());  // not a protocol error: the connection stays
+}
+
+// Runs each request's `produce` on a thread of its own with a ResponseStream
+// (a plain 200 head), as a handler whose body comes from elsewhere would.
+class StreamingHandler {
+ public:
+  explicit StreamingHandler(std::function<void(ResponseStream&)> produce) : produce_(std::move(produce)) {}
+  ~StreamingHandler() { Join(); }
+
+  RequestHandler Handler() {
+    return [this](Request&&, const PeerInfo&, Responder respond) {
+      std::shared_ptr<ResponseStream> out = ResponseStream::start(respond, Response{http::status::ok, 11});
+      std::lock_guard lock(mu_);
+      threads_.emplace_back([this, out] { produce_(*out); });
+    };
+  }
+
+  void Join() {
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard lock(mu_);
+      threads.swap(threads_);
+    }
+    for (std::thread& t : threads) t.join();
+  }
+
+ private:
+  std::function<void(ResponseStream&)> produce_;
+  std::mutex mu_;
+  std::vector<std::thread> threads_;
+};
+
+TEST_F(HttpServerTest, AStreamProducerWaitsForASlowClientAndStopsWhenItLeaves) {
+  options_.stream_buffer_bytes = 64 * 1024;
+  constexpr std::size_t kChunk = 64 * 1024;
+  constexpr std::size_t kChunks = 1024;  // 64 MiB: more than the socket buffers and the bound hold
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<std::size_t> accepted;  // set when the producer stops: chunks write() took
+  StreamingHandler streaming([&](ResponseStream& out) {
+    const std::string chunk(kChunk, 'x');
+    std::size_t n = 0;
+    while (n < kChunks && out.write(chunk)) ++n;
+    out.finish();
+    std::lock_guard lock(mu);
+    accepted = n;
+    cv.notify_all();
+  });
+  Start(streaming.Handler());
+  TestClient c(port());
+  EXPECT_FALSE(c.Send(MakeRequest(http::verb::get, "/big")));
+  http::response_parser<http::string_body> p;
+  EXPECT_FALSE(c.ReadHeader(p));
+  EXPECT_TRUE(p.get().chunked());
+  {
+    // The client reads nothing: the producer must be held back. (Only a
+    // negative wait can show it; it can pass wrongly on a very slow machine,
+    // never fail wrongly.)
+    std::unique_lock lock(mu);
+    EXPECT_FALSE(cv.wait_for(lock, 500ms, [&] { return accepted.has_value(); }))
+        << "the producer wrote all " << kChunks * kChunk << " bytes to a client that reads nothing";
+  }
+  c.Close();
+  {
+    std::unique_lock lock(mu);
+    EXPECT_TRUE(cv.wait_for(lock, kClientTimeout, [&] { return accepted.has_value(); }))
+        << "the producer still waits after the client left";
+    EXPECT_LT(accepted.value_or(kChunks), kChunks);
+  }
+  server_->stop();  // releases a producer the failures above left waiting, before it is joined
+}
+
+TEST_F(HttpServerTest, AStreamToAnHttp10ClientIsRawBytesEndedByClosing) {
+  StreamingHandler streaming([](ResponseStream& out) {
+    out.write("a");
+    out.write("b");
+    out.finish("c");
+  });
+  Start(streaming.Handler());
+  TestClient c(port());
+  ASSERT_FALSE(c.SendRaw("GET /old HTTP/1.0\r\n\r\n"));
+  Response res;
+  // Neither chunked nor sized: the read ends only because the server closed.
+  ASSERT_FALSE(c.Read(res));
+  EXPECT_EQ(res.version(), 10u);
+  EXPECT_FALSE(res.chunked());
+  EXPECT_EQ(res.count(http::field::content_length), 0u);
+  EXPECT_EQ(res.body(), "abc");
+}
+
+TEST_F(HttpServerTest, AStreamDroppedWithoutFinishClosesTheConnection) {
+  StreamingHandler streaming([](ResponseStream& out) { out.write("partial"); });
+  Start(streaming.Handler());
+  TestClient c(port());
+  ASSERT_FALSE(c.Send(MakeRequest(http::verb::get, "/")));
+  http::response_parser<http::string_body> p;
+  ASSERT_FALSE(c.ReadHeader(p));
+  beast::error_code ec;
+  while (!ec && !p.is_done()) ec = c.ReadSome(p);
+  EXPECT_EQ(ec, http::error::partial_message) << ec.message();
+  EXPECT_EQ(p.get().body(), "partial");
+}
+
+TEST_F(HttpServerTest, AStreamStartedAfterTheResponderWasCalledIsClosed) {
+  std::atomic<int> wrote{-1};
+  Start([&](Request&&, const PeerInfo&, Responder respond) {
+    respond(Ok("whole"));
+    wrote = ResponseStream::start(respond, Response{http::status::ok, 11})->write("late");
+  });
+  TestClient c(port());
+  ASSERT_FALSE(c.Send(MakeRequest(http::verb::get, "/")));
+  Response res;
+  ASSERT_FALSE(c.Read(res));
+  EXPECT_EQ(res.body(), "whole");
+  EXPECT_EQ(wrote, 0);
 }
 
 TEST_F(HttpServerTest, ThrowingHandlerAnswers500) {
