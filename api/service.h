@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "api/http_server.h"
 #include "api/params.h"
@@ -31,6 +32,12 @@ namespace sl::api {
 struct ServiceOptions {
   std::string admin_token;                     // Bearer token for the native admin routes
   std::chrono::milliseconds image_build{0};    // time a new image stays Creating
+  std::uint64_t verify_progress_every = kVerifyProgressEvery;  // events between /v1/verify progress lines
+  // Tests: sees each /v1/verify line on the verifier's thread once it is
+  // queued for the client; a progress line before the scan goes on (it may
+  // block, holding the scan there), the last line once the verifier is free
+  // again (it must not block).
+  std::function<void(std::string_view line)> verify_observer = nullptr;
 };
 
 // Request counters and latency by action, for /metrics.

@@ -7,44 +7,97 @@
 
 namespace sl::api {
 
+namespace {
+
+using Json = nlohmann::json;
+
+std::string ndjson_line(const Json& j) {
+  std::string line = j.dump();
+  line += '\n';
+  return line;
+}
+
+// One /v1/verify answer, used on the verifier's thread. Its 200 header goes
+// out with the first line: the stream can only start once the verifier has
+// accepted the scan (until then the answer may still be a 409), and the
+// first line comes from the verifier's thread.
+class VerifyAnswer {
+ public:
+  VerifyAnswer(Service& service, std::shared_ptr<Call> call, std::uint64_t head)
+      : service_(service), call_(std::move(call)), head_(head) {}
+
+  // false: the client is gone.
+  bool progress(std::string_view line) {
+    const bool sent = stream().write(line);
+    observe(line);
+    return sent;
+  }
+
+  void finish(std::string_view last) {
+    stream().finish(last);
+    service_.metrics().observe(call_->action, 200, std::chrono::duration_cast<std::chrono::microseconds>(
+                                                       std::chrono::steady_clock::now() - call_->started));
+    observe(last);
+  }
+
+ private:
+  ResponseStream& stream() {
+    if (!out_) {
+      Response head{http::status::ok, call_->req.version()};
+      head.set(http::field::content_type, "application/x-ndjson");
+      head.set(http::field::cache_control, "no-store");
+      head.set("x-acs-request-id", call_->request_id);
+      head.set("x-shareledger-seq", std::to_string(head_));
+      out_ = ResponseStream::start(call_->respond, std::move(head));
+    }
+    return *out_;
+  }
+
+  void observe(std::string_view line) const {
+    if (service_.options().verify_observer) service_.options().verify_observer(line);
+  }
+
+  Service& service_;
+  std::shared_ptr<Call> call_;
+  std::uint64_t head_;
+  std::unique_ptr<ResponseStream> out_;
+};
+
+}  // namespace
+
 std::string verify_log(const Store& store, std::uint64_t to_seq, std::uint64_t progress_every,
-                       const std::atomic<bool>& cancel) {
-  using Json = nlohmann::json;
-  std::string body;
-  auto line = [&body](const Json& j) {
-    body += j.dump();
-    body += '\n';
-  };
+                       const std::atomic<bool>& cancel,
+                       const std::function<bool(std::string_view line)>& progress) {
   std::uint64_t checked = 0;
   std::string last_hash(kGenesisHash);
-  bool cancelled = false;
+  bool stopping = false;    // *cancel
+  bool reader_gone = false;  // `progress` returned false
   ScanOptions options;
   options.to_seq = to_seq;
   options.progress_every = progress_every;
-  options.progress = [&](std::uint64_t seq) { line({{"checked", seq}, {"head", to_seq}}); };
+  options.progress = [&](std::uint64_t seq) {
+    if (!reader_gone && !progress(ndjson_line({{"checked", seq}, {"head", to_seq}}))) reader_gone = true;
+  };
   // scan_verified calls back only for events that passed every check, so the
   // first bad event is the one after the last visited.
   Status status = scan_verified(store, options, [&](const Event& e, std::string_view) {
-    if (cancel.load(std::memory_order_relaxed)) {
-      cancelled = true;
-      return false;
-    }
+    if (cancel.load(std::memory_order_relaxed)) stopping = true;
+    if (stopping || reader_gone) return false;
     checked = e.seq;
     last_hash = e.hash;
     return true;
   });
-  if (!status) {
-    line({{"ok", false}, {"checked", checked}, {"seq", checked + 1}, {"problem", status.error().message}});
-  } else if (cancelled) {
-    line({{"ok", false}, {"checked", checked}, {"seq", checked + 1}, {"problem", "cancelled: the server is stopping"}});
-  } else if (checked != to_seq) {
-    line({{"ok", false}, {"checked", checked}, {"seq", checked + 1},
-          {"problem", "missing: the log ends at seq " + std::to_string(checked) + " before the head " +
-                          std::to_string(to_seq)}});
-  } else {
-    line({{"ok", true}, {"checked", checked}, {"head_seq", to_seq}, {"head_hash", last_hash}});
+  const auto problem = [&](const std::string& what) {
+    return ndjson_line({{"ok", false}, {"checked", checked}, {"seq", checked + 1}, {"problem", what}});
+  };
+  if (!status) return problem(status.error().message);
+  if (stopping) return problem("cancelled: the server is stopping");
+  if (reader_gone) return problem("cancelled: the client went away");
+  if (checked != to_seq) {
+    return problem("missing: the log ends at seq " + std::to_string(checked) + " before the head " +
+                   std::to_string(to_seq));
   }
-  return body;
+  return ndjson_line({{"ok", true}, {"checked", checked}, {"head_seq", to_seq}, {"head_hash", last_hash}});
 }
 
 ChainVerifier::~ChainVerifier() {
@@ -54,18 +107,25 @@ ChainVerifier::~ChainVerifier() {
     std::lock_guard lock(mu_);
     running = std::move(thread_);
   }
-  if (running.joinable()) running.join();  // outside mu_: the scan takes it as its last step
+  if (running.joinable()) running.join();  // outside mu_: the scan takes it to free the verifier
 }
 
-Status ChainVerifier::start(std::uint64_t to_seq, std::function<void(std::string body)> done) {
+Status ChainVerifier::start(std::uint64_t to_seq, std::uint64_t progress_every,
+                            std::function<bool(std::string_view line)> progress,
+                            std::function<void(std::string last)> done) {
   std::lock_guard lock(mu_);
   if (running_) return make_error(409, "VerifyInProgress", "A chain verification is already running; retry when it ends.");
-  if (thread_.joinable()) thread_.join();  // finished: it cleared running_ as its last step
+  if (thread_.joinable()) thread_.join();  // finished: it cleared running_, then ran a short `done`
   running_ = true;
-  thread_ = std::thread([this, to_seq, done = std::move(done)] {
-    done(verify_log(store_, to_seq, kVerifyProgressEvery, cancel_));
-    std::lock_guard lock(mu_);
-    running_ = false;
+  thread_ = std::thread([this, to_seq, progress_every, progress = std::move(progress), done = std::move(done)] {
+    std::string last = verify_log(store_, to_seq, progress_every, cancel_, progress);
+    {
+      std::lock_guard lock(mu_);
+      running_ = false;
+    }
+    // Only now: a client that has read the last line may start the next scan
+    // at once.
+    done(std::move(last));
   });
   return Ok{};
 }
@@ -74,19 +134,11 @@ void get_verify(Service& service, std::shared_ptr<Call> call) {
   if (!call->admin) return service.reply_error(*call, make_error(403, "Forbidden", "Admin token required."), false);
   call->action = "verify";
   const std::uint64_t head = service.ledger().head().seq;
-  Status started = service.verifier().start(head, [&service, call, head](std::string body) {
-    Response res{http::status::ok, call->req.version()};
-    res.set(http::field::content_type, "application/x-ndjson");
-    res.set(http::field::cache_control, "no-store");
-    res.set("x-acs-request-id", call->request_id);
-    res.set("x-shareledger-seq", std::to_string(head));
-    res.keep_alive(call->req.keep_alive());
-    res.body() = std::move(body);
-    res.prepare_payload();
-    service.metrics().observe(call->action, 200, std::chrono::duration_cast<std::chrono::microseconds>(
-                                                     std::chrono::steady_clock::now() - call->started));
-    call->respond(std::move(res));
-  });
+  auto answer = std::make_shared<VerifyAnswer>(service, call, head);
+  Status started = service.verifier().start(
+      head, service.options().verify_progress_every,
+      [answer](std::string_view line) { return answer->progress(line); },
+      [answer](std::string last) { answer->finish(last); });
   if (!started) service.reply_error(*call, started.error(), false);
 }
 

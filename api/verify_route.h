@@ -7,9 +7,9 @@
 //   {"ok":false,"checked":N,"seq":S,"problem":"<what>"}       last line: events 1..N verified, S is bad
 // H is the head when the request arrived; events appended meanwhile are not
 // checked. The checks are scan_verified()'s (dense seqs, hash chain, schema).
-// The HTTP server sends whole responses, so the progress lines arrive with
-// the last one; the line format lets a client read them as a stream once the
-// server can send chunked answers.
+// Each line is sent as the scan produces it (a chunked answer, whose header
+// goes out with the first line); a client that leaves mid-way cancels the
+// scan, within progress_every events.
 //
 // Thread safety: ChainVerifier is internally synchronised.
 #pragma once
@@ -20,6 +20,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "events/result.h"
@@ -29,11 +30,13 @@ namespace sl::api {
 
 inline constexpr std::uint64_t kVerifyProgressEvery = 10000;
 
-// Verifies events 1..to_seq of `store` and returns the NDJSON body described
-// above (it always ends with an "ok" line). Stops early, with a "cancelled"
-// problem, when *cancel becomes true.
+// Verifies events 1..to_seq of `store`, handing each progress line (with its
+// '\n') to `progress` as the scan reaches it, and returns the last line (the
+// "ok" one, with its '\n'). Stops early, with a "cancelled" problem, when
+// *cancel becomes true or `progress` returns false (its reader is gone).
 std::string verify_log(const Store& store, std::uint64_t to_seq, std::uint64_t progress_every,
-                       const std::atomic<bool>& cancel);
+                       const std::atomic<bool>& cancel,
+                       const std::function<bool(std::string_view line)>& progress);
 
 // Runs verify_log() on a thread of its own, one scan at a time, so that a long
 // scan never holds an io thread.
@@ -42,14 +45,19 @@ class ChainVerifier {
   // REQUIRES: `store` outlives the verifier.
   explicit ChainVerifier(const Store& store) : store_(store) {}
   // Cancels a running scan (it stops at its next event) and joins it; its
-  // callback still runs, with the cancelled body.
+  // `done` still runs, with the cancelled line.
   ~ChainVerifier();
   ChainVerifier(const ChainVerifier&) = delete;
   ChainVerifier& operator=(const ChainVerifier&) = delete;
 
-  // OK: the scan of 1..to_seq started; `done` gets the body on the verifier's
-  // thread. 409 VerifyInProgress: a scan is running, nothing started.
-  Status start(std::uint64_t to_seq, std::function<void(std::string body)> done);
+  // OK: the scan of 1..to_seq started on the verifier's thread, which hands
+  // `progress` each progress line (see verify_log). Then the verifier is
+  // free for the next start(), and `done` gets the last line on the same
+  // thread; `done` must not block (the next start() joins the thread).
+  // 409 VerifyInProgress: a scan is running, nothing started.
+  Status start(std::uint64_t to_seq, std::uint64_t progress_every,
+               std::function<bool(std::string_view line)> progress,
+               std::function<void(std::string last)> done);
 
  private:
   const Store& store_;
@@ -63,7 +71,8 @@ class Service;
 struct Call;
 
 // The route: 403 Forbidden unless the caller is the admin; 409
-// VerifyInProgress while another verification runs; else 200 and the body.
+// VerifyInProgress while another verification runs; else 200 and the lines,
+// every ServiceOptions::verify_progress_every events.
 void get_verify(Service& service, std::shared_ptr<Call> call);
 
 }  // namespace sl::api

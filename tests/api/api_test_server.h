@@ -39,7 +39,7 @@ class ServiceFixture : public ::testing::Test {
     auto ledger = Ledger::open(dir_.string());
     ASSERT_TRUE(ledger.ok()) << ledger.error().message;
     ledger_ = std::move(*ledger);
-    service_ = std::make_unique<Service>(*ledger_, ServiceOptions{kAdminToken, std::chrono::milliseconds(0)});
+    service_ = std::make_unique<Service>(*ledger_, service_options_);
   }
   void Close() {
     service_.reset();  // joins a running verification before the store goes
@@ -88,6 +88,7 @@ class ServiceFixture : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
+  ServiceOptions service_options_{kAdminToken, std::chrono::milliseconds(0)};  // set before Open()
   std::unique_ptr<Ledger> ledger_;
   std::unique_ptr<Service> service_;
 };

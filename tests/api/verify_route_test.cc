@@ -26,6 +26,17 @@ std::vector<Json> Lines(const std::string& body) {
   return out;
 }
 
+// verify_log()'s lines, the progress ones then the last.
+std::vector<Json> VerifyLines(const Store& store, std::uint64_t to_seq, std::uint64_t every,
+                              const std::atomic<bool>& cancel) {
+  std::string body;
+  body += verify_log(store, to_seq, every, cancel, [&body](std::string_view line) {
+    body += line;
+    return true;
+  });
+  return Lines(body);
+}
+
 class VerifyRouteTest : public ServiceFixture {
  protected:
   void SetUp() override {
@@ -49,7 +60,7 @@ TEST_F(VerifyRouteTest, ProgressLinesComeEveryNEventsBeforeTheResult) {
   std::atomic<bool> cancel{false};
   const std::uint64_t head = ledger_->head().seq;  // the built-in catalog, then 5 accounts
   const std::uint64_t every = head / 2 - 1;         // two progress lines, the second before the head
-  auto lines = Lines(verify_log(ledger_->store(), head, every, cancel));
+  auto lines = VerifyLines(ledger_->store(), head, every, cancel);
   ASSERT_EQ(lines.size(), 3u);
   EXPECT_EQ(lines[0], (Json{{"checked", every}, {"head", head}}));
   EXPECT_EQ(lines[1], (Json{{"checked", 2 * every}, {"head", head}}));
@@ -79,7 +90,7 @@ TEST_F(VerifyRouteTest, ATamperedEventIsNamedWithTheCountVerifiedBeforeIt) {
     bytes[bytes.find("\"data\":{") + 20] ^= 0x01;
     ASSERT_TRUE((*store)->db()->Put(rocksdb::WriteOptions(), (*store)->events(), be64(victim), bytes).ok());
     std::atomic<bool> cancel{false};
-    auto lines = Lines(verify_log(**store, head, 1000, cancel));
+    auto lines = VerifyLines(**store, head, 1000, cancel);
     ASSERT_EQ(lines.size(), 1u);
     EXPECT_FALSE(lines[0]["ok"].get<bool>());
     EXPECT_EQ(lines[0]["seq"], victim);
@@ -92,54 +103,67 @@ TEST_F(VerifyRouteTest, ATamperedEventIsNamedWithTheCountVerifiedBeforeIt) {
 TEST_F(VerifyRouteTest, ALogShorterThanTheHeadIsAProblem) {
   std::atomic<bool> cancel{false};
   const std::uint64_t head = ledger_->head().seq;
-  auto lines = Lines(verify_log(ledger_->store(), head + 4, 1000, cancel));
+  auto lines = VerifyLines(ledger_->store(), head + 4, 1000, cancel);
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_FALSE(lines[0]["ok"].get<bool>());
   EXPECT_EQ(lines[0]["seq"], head + 1);
 }
 
-TEST_F(VerifyRouteTest, OnlyOneScanRunsAtATime) {
+TEST_F(VerifyRouteTest, OnlyOneScanRunsAtATimeAndTheVerifierIsFreeWhenDoneRuns) {
   std::optional<ChainVerifier> verifier;
   verifier.emplace(ledger_->store());
   std::mutex mu;
   std::condition_variable cv;
-  bool release = false, finished = false;
-  ASSERT_TRUE(verifier->start(5, [&](std::string) {
+  bool release = false;
+  std::vector<std::string> lasts;
+  const auto hold = [&](std::string_view) {  // the first scan waits at its first progress line
     std::unique_lock lock(mu);
     cv.wait(lock, [&] { return release; });
-  }).ok());
-  Status second = verifier->start(5, [](std::string) {});
+    return true;
+  };
+  const auto done = [&](std::string last) {
+    std::lock_guard lock(mu);
+    lasts.push_back(std::move(last));
+    cv.notify_all();
+  };
+  ASSERT_TRUE(verifier->start(5, 1, hold, done).ok());
+  Status second = verifier->start(5, 1, [](std::string_view) { return true; }, [](std::string) {});
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.error(), (Error{409, "VerifyInProgress", second.error().message}));
   {
-    std::lock_guard lock(mu);
-    release = true;
-  }
-  cv.notify_all();
-  // Once the first has finished, a new scan starts (retry until it has).
-  Status third = make_error(409, "VerifyInProgress");
-  for (int i = 0; i < 1000 && !third.ok(); ++i) {
-    third = verifier->start(5, [&](std::string body) {
-      std::lock_guard lock(mu);
-      finished = Lines(body).back()["ok"].get<bool>();
-      cv.notify_all();
-    });
-    if (!third.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  ASSERT_TRUE(third.ok());
-  {
     std::unique_lock lock(mu);
-    EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return finished; }));
+    release = true;
+    cv.notify_all();
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return lasts.size() == 1; }));
   }
+  // `done` ran, so the verifier is free: no retry needed.
+  ASSERT_TRUE(verifier->start(5, 1, [](std::string_view) { return true; }, done).ok());
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return lasts.size() == 2; }));
+  for (const std::string& last : lasts) EXPECT_TRUE(Json::parse(last)["ok"].get<bool>()) << last;
 }
 
 TEST_F(VerifyRouteTest, ACancelledScanSaysSo) {
   std::atomic<bool> cancel{true};
-  auto lines = Lines(verify_log(ledger_->store(), ledger_->head().seq, 1000, cancel));
+  auto lines = VerifyLines(ledger_->store(), ledger_->head().seq, 1000, cancel);
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_FALSE(lines[0]["ok"].get<bool>());
   EXPECT_EQ(lines[0]["checked"], 0);
   EXPECT_NE(lines[0]["problem"].get<std::string>().find("cancelled"), std::string::npos);
+}
+
+TEST_F(VerifyRouteTest, AReaderThatLeavesStopsTheScanAtItsNextEvent) {
+  std::atomic<bool> cancel{false};
+  int calls = 0;
+  std::string last = verify_log(ledger_->store(), ledger_->head().seq, 3, cancel, [&](std::string_view) {
+    ++calls;
+    return false;
+  });
+  EXPECT_EQ(calls, 1);
+  const Json line = Json::parse(last);
+  EXPECT_FALSE(line["ok"].get<bool>());
+  EXPECT_EQ(line["checked"], 3);
+  EXPECT_EQ(line["problem"], "cancelled: the client went away");
 }
 
 }  // namespace
