@@ -30,7 +30,12 @@ constexpr auto kClientTimeout = 3s;
 // instead of hanging it.
 class TestClient {
  public:
-  explicit TestClient(unsigned short port) : stream_(ioc_) {
+  // receive_buffer > 0: the socket's SO_RCVBUF, set before connecting.
+  explicit TestClient(unsigned short port, int receive_buffer = 0) : stream_(ioc_) {
+    if (receive_buffer > 0) {
+      stream_.socket().open(tcp::v4());
+      stream_.socket().set_option(net::socket_base::receive_buffer_size(receive_buffer));
+    }
     connect_ec_ = Await([&](auto h) {
       stream_.async_connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), h);
     });
