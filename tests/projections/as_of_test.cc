@@ -498,7 +498,7 @@ std::vector<std::string> compare_at(const Ledger& ledger, const State& state, st
     });
   }
   for (const auto& [key, value] : rows) {
-    if (std::none_of(kRowPrefixes.begin(), kRowPrefixes.end(), [&](const std::string& p) { return key.starts_with(p); })) {
+    if (std::none_of(kRowPrefixes.begin(), kRowPrefixes.end(), [&k = key](const std::string& p) { return k.starts_with(p); })) {
       note("row " + key + " is in no known family");
     }
     if (!scanned.count(key)) note("scan misses " + key);
