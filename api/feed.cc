@@ -451,12 +451,18 @@ void FeedHub::on_committed(std::uint64_t seq) {
   net::post(*strand_, [this] { refill(); });
 }
 
+// A read op, not async_wait + read(2): asio's epoll reactor is edge-triggered
+// and never tries a wait before queueing it. With several feed threads, an
+// edge from a commit made while refill() runs can be taken by another thread's
+// epoll_wait before the wait is queued again; it would be lost, and with
+// wake_pending_ left set no later commit writes again: the feed would stall
+// for good. A read op first tries the descriptor, so such a count is seen.
 void FeedHub::wait_for_commits() {
-  wake_->async_wait(net::posix::descriptor_base::wait_read, [this](beast::error_code ec) {
-    if (ec) return;
-    std::uint64_t count = 0;
-    if (::read(wake_fd_, &count, sizeof count) < 0 && errno != EAGAIN) {
-      log_line("error", "feed eventfd read failed", "errno=" + std::to_string(errno));
+  wake_->async_read_some(net::buffer(&wake_count_, sizeof wake_count_), [this](beast::error_code ec, std::size_t) {
+    if (ec == net::error::operation_aborted) return;
+    if (ec) {
+      log_line("error", "feed eventfd read failed", "error=" + ec.message());
+      return;
     }
     refill();
     wait_for_commits();

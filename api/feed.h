@@ -130,6 +130,7 @@ class FeedHub {
   std::atomic<std::uint64_t> committed_{0};  // highest durable seq announced
   std::atomic<bool> wake_pending_{false};    // an eventfd write not yet consumed
   int wake_fd_ = -1;                         // eventfd: writer -> hub
+  std::uint64_t wake_count_ = 0;             // the eventfd's counter, read on strand_
   // Written by the metrics sampler, read by the writer thread's on_committed.
   std::atomic<std::uint64_t> min_position_{0};  // lowest subscriber position
   std::atomic<std::uint64_t> positions_sum_{0}, positioned_{0};
