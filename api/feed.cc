@@ -408,10 +408,13 @@ FeedHub::FeedHub(Service& service, FeedOptions options) : service_(service), opt
 
 FeedHub::~FeedHub() {
   stop();
-  // Before the io_context: these hold operations registered with it. Then the
-  // io_context destroys the sessions its abandoned handlers still own.
+  // Before the io_context: these hold operations registered with it, and the
+  // strand's implementation belongs to one of its services (UBSan saw ~strand
+  // run after them). Then the io_context destroys the sessions its abandoned
+  // handlers still own.
   metrics_timer_.reset();
   wake_.reset();
+  strand_.reset();
   io_.reset();
 }
 
