@@ -74,6 +74,11 @@ struct ResourceShare {
   std::map<std::string, std::string> association_status;
 };
 
+// The small per-image maps below are flat (sorted vectors): an image has at most
+// ~50 recipients and a grant a source or two, and a tree node per entry cost
+// evolve more than its lookups (docs/PERFORMANCE.md, audit). An insertion or
+// erasure moves their elements: hold no reference into one across a change.
+//
 // source -> since. Sources: "account", "resource-share:<rs-id>". Public is a flag on the image.
 using GrantSources = boost::container::flat_map<std::string, Since>;
 
