@@ -25,6 +25,30 @@ using namespace std::chrono_literals;
 
 constexpr auto kClientTimeout = 3s;
 
+// The completion handler of RunUntilDone: records the operation's error code
+// (connect, read, write, handshake all end with one).
+struct RecordError {
+  std::shared_ptr<beast::error_code> out;
+  void operator()(beast::error_code ec) const { *out = ec; }
+  void operator()(beast::error_code ec, std::size_t) const { *out = ec; }
+  template <class Endpoint>
+  void operator()(beast::error_code ec, const Endpoint&) const { *out = ec; }
+};
+
+// Starts one asynchronous operation, `start(handler)`, and runs `ioc` until it
+// completes or `timeout` passes: its error code, or would_block when it did not
+// finish in time (the operation stays pending on `ioc`).
+template <class Start>
+beast::error_code RunUntilDone(net::io_context& ioc, Start start, std::chrono::steady_clock::duration timeout) {
+  auto out = std::make_shared<beast::error_code>(net::error::would_block);
+  start(RecordError{out});
+  ioc.restart();
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (*out == net::error::would_block && ioc.run_one_until(deadline)) {
+  }
+  return *out;
+}
+
 // A small blocking client: each call runs one async operation on a private
 // io_context for at most kClientTimeout, so a broken server fails the test
 // instead of hanging it.
@@ -99,20 +123,9 @@ class TestClient {
   }
 
  private:
-  struct Done {
-    std::shared_ptr<beast::error_code> out;
-    void operator()(beast::error_code ec) const { *out = ec; }
-    void operator()(beast::error_code ec, std::size_t) const { *out = ec; }
-  };
-
-  // would_block: the operation did not finish in time.
   template <class Start>
   beast::error_code Await(Start start, std::chrono::milliseconds timeout = kClientTimeout) {
-    auto out = std::make_shared<beast::error_code>(net::error::would_block);
-    start(Done{out});
-    ioc_.restart();
-    ioc_.run_for(timeout);
-    return *out;
+    return RunUntilDone(ioc_, start, timeout);
   }
 
   net::io_context ioc_;
