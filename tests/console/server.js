@@ -56,7 +56,9 @@ class Server {
   async start() {
     if (!fs.existsSync(BIN)) throw new Error(`server binary not found: ${BIN} (set SHARELEDGER_BIN)`);
     const child = spawn(BIN, ['serve', '--data', this.dir, '--listen', `127.0.0.1:${this.port}`, '--demo',
-      '--admin-token', this.token, '--heartbeat-ms', '1000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      '--admin-token', this.token, '--heartbeat-ms', '1000',
+      // The default SCHED_IDLE feed would wait for a spare core; CI runs other jobs beside this test.
+      '--feed-priority', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     child.stderr.on('data', (d) => { this.log += d; });
     let out = '';
