@@ -138,17 +138,23 @@ class VerifyStreamTest : public ServiceFixture {
     EXPECT_EQ(p.get().count(http::field::content_length), 0u);
   }
 
+  // Starts a verification on `c` that the gate holds right after its first
+  // progress line, and reads that line.
+  void StartHeldVerify(TestClient& c, http::response_parser<http::string_body>& p) {
+    gate_.Arm();
+    ASSERT_NO_FATAL_FAILURE(StartVerify(c, p, VerifyRequest()));
+    ASSERT_TRUE(ReadLines(c, p, 1));
+  }
+
   ScanGate gate_;
   std::uint64_t head_ = 0;
   std::unique_ptr<HttpServer> server_;
 };
 
 TEST_F(VerifyStreamTest, TheFirstProgressLineArrivesWhileTheScanIsStillRunning) {
-  gate_.Arm();
   TestClient c(server_->port());
   http::response_parser<http::string_body> p;
-  ASSERT_NO_FATAL_FAILURE(StartVerify(c, p, VerifyRequest()));
-  ASSERT_TRUE(ReadLines(c, p, 1));  // the scan is held right after this line
+  ASSERT_NO_FATAL_FAILURE(StartHeldVerify(c, p));
   EXPECT_EQ(p.get().body(), Json({{"checked", kEvery}, {"head", head_}}).dump() + "\n");
   EXPECT_FALSE(p.is_done());
 
@@ -160,11 +166,9 @@ TEST_F(VerifyStreamTest, TheFirstProgressLineArrivesWhileTheScanIsStillRunning) 
 }
 
 TEST_F(VerifyStreamTest, ASecondVerifyWhileOneStreamsIsRefused) {
-  gate_.Arm();
   TestClient first(server_->port());
   http::response_parser<http::string_body> p;
-  ASSERT_NO_FATAL_FAILURE(StartVerify(first, p, VerifyRequest()));
-  ASSERT_TRUE(ReadLines(first, p, 1));
+  ASSERT_NO_FATAL_FAILURE(StartHeldVerify(first, p));
 
   TestClient second(server_->port());
   ASSERT_FALSE(second.Send(VerifyRequest()));
@@ -179,12 +183,10 @@ TEST_F(VerifyStreamTest, ASecondVerifyWhileOneStreamsIsRefused) {
 }
 
 TEST_F(VerifyStreamTest, AClientThatLeavesCancelsTheScanAndFreesTheVerifier) {
-  gate_.Arm();
   {
     TestClient c(server_->port());
     http::response_parser<http::string_body> p;
-    ASSERT_NO_FATAL_FAILURE(StartVerify(c, p, VerifyRequest()));
-    ASSERT_TRUE(ReadLines(c, p, 1));
+    ASSERT_NO_FATAL_FAILURE(StartHeldVerify(c, p));
     c.ShutdownSend();
     // The server noticed (it closed its end) while the scan is still held.
     ASSERT_TRUE(c.WaitClosed());
