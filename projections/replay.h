@@ -10,6 +10,8 @@
 
 #include <functional>
 #include <limits>
+#include <optional>
+#include <string>
 
 #include "events/state.h"
 #include "storage/store.h"
@@ -29,6 +31,20 @@ struct ScanOptions {
 // OK: every visited event verified. 500 CorruptEvent: message "seq N: <what>" for the first bad one.
 Status scan_verified(const Store& store, const ScanOptions& options,
                      const std::function<bool(const Event&, std::string_view)>& fn);
+
+// What checking the log's chain found.
+struct ChainCheck {
+  std::uint64_t checked = 0;     // the last seq that passed every check
+  std::string head_hash;         // its hash; the genesis hash before seq 1
+  std::optional<Error> problem;  // the first failure
+  std::uint64_t bad_seq = 0;     // the event it names (checked + 1), 0 for a read error
+  bool stopped = false;          // keep_going() ended the check early
+};
+
+// Checks seq 1..options.to_seq like scan_verified(); a bounded to_seq that the
+// log does not reach is a problem too. keep_going() runs before each event.
+ChainCheck check_chain(const Store& store, const ScanOptions& options,
+                       const std::function<bool()>& keep_going = nullptr);
 
 // Folds events 1..to_seq into a fresh State; after_each(state, event) runs after each evolve
 // (state.dirty is kept up to date only when there is an after_each to read it).

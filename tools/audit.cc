@@ -31,13 +31,6 @@ std::uint64_t head_seq(const Store& store) {
   return h ? h->seq : 0;
 }
 
-// "seq N: ..." -> N, to name the first bad seq in machine output.
-std::uint64_t bad_seq_of(const Error& e) {
-  const std::string prefix = "seq ";
-  if (e.message.rfind(prefix, 0) != 0) return 0;
-  return std::strtoull(e.message.c_str() + prefix.size(), nullptr, 10);
-}
-
 std::string projection_of(const std::string& key) { return key.substr(0, key.find('/')); }
 
 }  // namespace
@@ -64,25 +57,18 @@ AuditStore::~AuditStore() {
 }
 
 Report verify(const Store& store, const Progress& progress) {
-  std::uint64_t events = 0;
-  std::string last_hash(kGenesisHash);
-  auto status = scan_verified(store, scan_options(store, progress, head_seq(store)),
-                              [&](const Event& e, std::string_view) {
-                                ++events;
-                                last_hash = e.hash;
-                                return true;
-                              });
-  Json out{{"events", events}, {"head_seq", events}, {"head_hash", last_hash}};
-  if (!status) {
+  const ChainCheck check = check_chain(store, scan_options(store, progress, head_seq(store)));
+  Json out{{"events", check.checked}, {"head_seq", check.checked}, {"head_hash", check.head_hash}};
+  if (check.problem) {
     out["ok"] = false;
-    out["bad_seq"] = bad_seq_of(status.error());
-    out["error"] = status.error().message;
-    return Report{1, out, "FAILED at " + status.error().message + "\n"};
+    out["bad_seq"] = check.bad_seq;
+    out["error"] = check.problem->message;
+    return Report{1, out, "FAILED at " + check.problem->message + "\n"};
   }
   out["ok"] = true;
   return Report{0, out,
-                "OK events=" + std::to_string(events) + " head_seq=" + std::to_string(events) + " head_hash=" +
-                    last_hash + "\n"};
+                "OK events=" + std::to_string(check.checked) + " head_seq=" + std::to_string(check.checked) +
+                    " head_hash=" + check.head_hash + "\n"};
 }
 
 Report replay_diff(const Store& store, const Progress& progress) {
