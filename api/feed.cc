@@ -1,12 +1,9 @@
 #include "api/feed.h"
 
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -17,6 +14,7 @@
 #include <iostream>
 #include <set>
 
+#include "api/gather_socket.h"
 #include "api/subscription.h"
 #include "events/codec.h"
 #include "events/entities.h"
@@ -92,9 +90,9 @@ class FeedSession : public std::enable_shared_from_this<FeedSession> {
       auth_ = params.error();
     }
     // A live frame goes out at once (Nagle would hold it for the previous
-    // frame's delayed ACK, up to 40 ms); batches are gathered by cork().
+    // frame's delayed ACK, up to 40 ms); batches are gathered by gather().
     beast::error_code ignored;
-    ws_.next_layer().set_option(tcp::no_delay(true), ignored);
+    ws_.next_layer().next_layer().set_option(tcp::no_delay(true), ignored);
     ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
     ws_.set_option(websocket::stream_base::decorator(
         [](websocket::response_type& res) { res.set(beast::http::field::server, "shareledger"); }));
@@ -297,7 +295,7 @@ class FeedSession : public std::enable_shared_from_this<FeedSession> {
   void write_front() {
     if (queue_.empty() || writing_ || closing_) return;
     writing_ = true;
-    if (queue_.size() > 1) cork(true);
+    if (queue_.size() > 1) gather(true);
     rows_.reset();  // a fresh view for the next batch's ownership checks
     ws_.text(true);
     ws_.async_write(net::buffer(*queue_.front()), beast::bind_front_handler(&FeedSession::on_write, shared_from_this()));
@@ -311,21 +309,14 @@ class FeedSession : public std::enable_shared_from_this<FeedSession> {
     if (closing_after_write_ && queue_.empty()) return close_now(websocket::close_code::policy_error);
     if (!queue_.empty()) return write_front();
     pump();
-    if (!writing_) cork(false);  // nothing more to send now: out with what the kernel holds
+    if (!writing_) gather(false);  // nothing more to send now: out with what is gathered
   }
 
   // A subscriber with several frames queued (catching up, or a group commit of
-  // many events) gets them as a few full TCP segments instead of one small
-  // packet per frame: the kernel holds partial segments while corked, and
-  // uncorking sends the rest at once. Without it each frame was its own
-  // loopback packet, receive-side softirq and reader wake-up (the bulk of a
-  // delivery's CPU, docs/PERFORMANCE.md).
-  void cork(bool on) {
-    if (corked_ == on) return;
-    corked_ = on;
-    const int value = on ? 1 : 0;
-    ::setsockopt(ws_.next_layer().native_handle(), IPPROTO_TCP, TCP_CORK, &value, sizeof value);
-  }
+  // many events) gets them in a few large writes instead of one syscall and
+  // one loopback packet, receive-side softirq and reader wake-up per frame
+  // (the bulk of a delivery's CPU, docs/PERFORMANCE.md).
+  void gather(bool on) { ws_.next_layer().hold(on); }
 
   // A heartbeat goes out one heartbeat period after the last frame written,
   // whatever the traffic before: the timer is re-armed from that frame, not
@@ -362,7 +353,7 @@ class FeedSession : public std::enable_shared_from_this<FeedSession> {
 
   void close_now(websocket::close_code code) {
     closing_ = true;
-    cork(false);
+    gather(false);  // the close frame must go out, or the peer never answers it
     heartbeat_timer_.cancel();
     ws_.async_close(code, [self = shared_from_this()](beast::error_code) {});
   }
@@ -373,14 +364,14 @@ class FeedSession : public std::enable_shared_from_this<FeedSession> {
   }
 
   FeedHub& hub_;
-  websocket::stream<tcp::socket> ws_;
+  websocket::stream<GatherSocket> ws_;
   beast::flat_buffer in_;
   Call call_;
   Status auth_ = Ok{};
   FeedFilter filter_;
   std::uint64_t next_ = 1;
   bool subscribed_ = false, live_ = false, parked_ = false, writing_ = false, pump_posted_ = false;
-  bool closing_ = false, closing_after_write_ = false, corked_ = false;
+  bool closing_ = false, closing_after_write_ = false;
   std::deque<std::shared_ptr<const std::string>> queue_;
   std::vector<std::shared_ptr<const FeedEvent>> batch_;  // reused by pump()
   std::unique_ptr<RowView> rows_;
