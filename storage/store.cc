@@ -173,8 +173,12 @@ rocksdb::Status Store::open_db(OpenMode mode) {
   // reload a whole index block first.
   // XXH3 block checksums: this RocksDB build computes CRC32c in software, which
   // cost ~10% of a scan and more of a random as-of read (one per block loaded).
+  // 1 GiB of block cache (filled only as blocks are read): a random as-of read
+  // over a long history misses it about once per row, and each miss costs a
+  // pread, a checksum and a decompression; 256 MiB -> 1 GiB took the as-of
+  // launchers list at 10 M events from 92-129 to 77-78 us (docs/PERFORMANCE.md).
   rocksdb::BlockBasedTableOptions table;
-  table.block_cache = rocksdb::NewLRUCache(256 << 20);
+  table.block_cache = rocksdb::NewLRUCache(std::size_t{1} << 30);
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   table.checksum = rocksdb::kXXH3;
   rocksdb::ColumnFamilyOptions cf_options(options);
