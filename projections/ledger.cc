@@ -63,7 +63,7 @@ class Ledger::Job final : public WriteJob {
 };
 
 Result<std::unique_ptr<Ledger>> Ledger::open(const std::string& dir, LedgerOptions options) {
-  auto store = Store::open(dir, OpenMode::kReadWrite, "", options.env);
+  auto store = Store::open(dir, OpenMode::kReadWrite, options.store);
   if (!store) return store.error();
   std::unique_ptr<Ledger> ledger(new Ledger());
   ledger->options_ = std::move(options);

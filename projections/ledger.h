@@ -44,7 +44,7 @@ struct Commit {
 
 struct LedgerOptions {
   Limits limits;
-  rocksdb::Env* env = nullptr;  // tests inject IO failures
+  StoreOptions store;  // block cache size; tests inject IO failures through store.env
   std::function<void(std::uint64_t)> progress;  // replay progress at open
 };
 

@@ -141,12 +141,10 @@ Store::~Store() {
 Store::Pin::Pin(const Store& store) : store_(store) { pthread_rwlock_rdlock(&store_.db_lock_); }
 Store::Pin::~Pin() { pthread_rwlock_unlock(&store_.db_lock_); }
 
-Result<std::unique_ptr<Store>> Store::open(const std::string& dir, OpenMode mode, const std::string& secondary_dir,
-                                           rocksdb::Env* env) {
+Result<std::unique_ptr<Store>> Store::open(const std::string& dir, OpenMode mode, StoreOptions options) {
   std::unique_ptr<Store> store(new Store());
   store->dir_ = dir;
-  store->secondary_dir_ = secondary_dir;
-  store->env_ = env;
+  store->options_ = std::move(options);
   store->mode_ = mode;
   if (rocksdb::Status s = store->open_db(mode); !s.ok()) return storage_error(s, "open " + dir);
   return store;
@@ -154,7 +152,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, OpenMode mode
 
 rocksdb::Status Store::open_db(OpenMode mode) {
   rocksdb::Options options;
-  if (env_) options.env = env_;
+  if (options_.env) options.env = options_.env;
   options.create_if_missing = mode == OpenMode::kReadWrite;
   options.create_missing_column_families = mode == OpenMode::kReadWrite;
   options.IncreaseParallelism(2);
@@ -173,12 +171,8 @@ rocksdb::Status Store::open_db(OpenMode mode) {
   // reload a whole index block first.
   // XXH3 block checksums: this RocksDB build computes CRC32c in software, which
   // cost ~10% of a scan and more of a random as-of read (one per block loaded).
-  // 1 GiB of block cache (filled only as blocks are read): a random as-of read
-  // over a long history misses it about once per row, and each miss costs a
-  // pread, a checksum and a decompression; 256 MiB -> 1 GiB took the as-of
-  // launchers list at 10 M events from 92-129 to 77-78 us (docs/PERFORMANCE.md).
   rocksdb::BlockBasedTableOptions table;
-  table.block_cache = rocksdb::NewLRUCache(std::size_t{1} << 30);
+  table.block_cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   table.checksum = rocksdb::kXXH3;
   rocksdb::ColumnFamilyOptions cf_options(options);
@@ -206,7 +200,7 @@ rocksdb::Status Store::open_db(OpenMode mode) {
       s = rocksdb::DB::OpenForReadOnly(options, dir_, descriptors, &handles, &raw);
       break;
     case OpenMode::kSecondary:
-      s = rocksdb::DB::OpenAsSecondary(options, dir_, secondary_dir_, descriptors, &handles, &raw);
+      s = rocksdb::DB::OpenAsSecondary(options, dir_, options_.secondary_dir, descriptors, &handles, &raw);
       break;
   }
   if (!s.ok()) return s;
@@ -262,7 +256,7 @@ Status Store::reopen() {
 
 Status Store::try_reopen() {
   // Is there room again? Writing a small file tells without closing anything.
-  rocksdb::Env* env = env_ ? env_ : rocksdb::Env::Default();
+  rocksdb::Env* env = options_.env ? options_.env : rocksdb::Env::Default();
   const std::string probe = dir_ + "/REOPEN_PROBE";
   std::unique_ptr<rocksdb::WritableFile> file;
   rocksdb::Status s = env->NewWritableFile(probe, &file, rocksdb::EnvOptions());

@@ -63,13 +63,20 @@ struct Head {
   std::string hash;  // 64 hex; genesis zeros when empty
 };
 
+struct StoreOptions {
+  std::string secondary_dir;     // kSecondary: a private scratch directory
+  rocksdb::Env* env = nullptr;   // replaces RocksDB's default environment (tests inject write failures)
+  // Filled only as blocks are read. A random as-of read over a long history
+  // misses it about once per row, and a miss costs a pread, a checksum and a
+  // decompression: 256 MiB -> 1 GiB took the as-of launchers list at 10 M
+  // events from 92-129 to 77-78 us (docs/PERFORMANCE.md).
+  std::size_t block_cache_bytes = std::size_t{1} << 30;
+};
+
 class Store {
  public:
   // OK: an open store. 503 ServiceUnavailable: RocksDB could not open `dir` (message says why).
-  // kSecondary needs `secondary_dir`, a private scratch directory.
-  // `env` replaces RocksDB's default environment (tests inject write failures).
-  static Result<std::unique_ptr<Store>> open(const std::string& dir, OpenMode mode,
-                                             const std::string& secondary_dir = "", rocksdb::Env* env = nullptr);
+  static Result<std::unique_ptr<Store>> open(const std::string& dir, OpenMode mode, StoreOptions options = {});
   ~Store();
 
   // A reader's hold on the open database: reopen() waits until no Pin is left,
@@ -164,8 +171,8 @@ class Store {
   void close_db();
   Status try_reopen();
 
-  std::string dir_, secondary_dir_;
-  rocksdb::Env* env_ = nullptr;  // nullptr: RocksDB's default
+  std::string dir_;
+  StoreOptions options_;
   OpenMode mode_ = OpenMode::kReadWrite;
   // Readers hold it shared (Pin), reopen() exclusively. Reader-preferring, so a
   // nested Pin never waits behind a pending reopen.

@@ -44,7 +44,9 @@ Result<std::unique_ptr<AuditStore>> AuditStore::open(const std::string& dir) {
   if (!mkdtemp(scratch_template.data())) return make_error(503, "ServiceUnavailable", "cannot create a scratch dir");
   std::unique_ptr<AuditStore> out(new AuditStore());
   out->scratch_ = scratch_template;
-  auto store = Store::open(dir, OpenMode::kSecondary, out->scratch_);
+  StoreOptions options;
+  options.secondary_dir = out->scratch_;
+  auto store = Store::open(dir, OpenMode::kSecondary, options);
   if (!store) return store.error();
   out->store_ = std::move(*store);
   return out;

@@ -65,7 +65,7 @@ int print_or_create_demo(sl::Ledger& ledger) {
 }
 
 int serve(const std::string& data, const std::string& listen, bool demo, std::string admin_token,
-          const sl::api::FeedOptions& feed_options, int image_quota, int image_build_ms, int threads) {
+          const sl::api::FeedOptions& feed_options, sl::LedgerOptions options, int image_build_ms, int threads) {
   // Block the stop signals before any thread starts, then wait for them here.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -73,8 +73,6 @@ int serve(const std::string& data, const std::string& listen, bool demo, std::st
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  sl::LedgerOptions options;
-  options.limits.image_quota = image_quota;
   options.progress = [](std::uint64_t seq) { log_line("info", "replaying log", "seq=" + std::to_string(seq)); };
   auto ledger = sl::Ledger::open(data, options);
   if (!ledger) {
@@ -134,6 +132,7 @@ int main(int argc, char** argv) {
   std::string data = "./data", listen = "127.0.0.1:8080", admin_token;
   bool demo = false;
   int heartbeat_ms = 5000, image_quota = 100, image_build_ms = 0, threads = 0, feed_threads = 1;
+  std::size_t block_cache_mb = sl::StoreOptions{}.block_cache_bytes >> 20;
   std::string feed_priority = "idle";
   serve_cmd->add_option("--data", data, "RocksDB directory")->capture_default_str();
   serve_cmd->add_option("--listen", listen, "host:port to listen on (port 0 = ephemeral)")->capture_default_str();
@@ -143,6 +142,11 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--image-quota", image_quota, "Custom images per account per region")->capture_default_str();
   serve_cmd->add_option("--image-build-ms", image_build_ms, "Time new images stay Creating")->capture_default_str();
   serve_cmd->add_option("--threads", threads, "HTTP threads (0 = one per core)")->capture_default_str();
+  serve_cmd
+      ->add_option("--block-cache-mb", block_cache_mb,
+                   "RocksDB block cache in MiB (as-of reads over a long history miss it once per row)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{8}, std::size_t{1} << 20));
   serve_cmd->add_option("--feed-threads", feed_threads, "Feed (WebSocket) threads")->capture_default_str()->check(CLI::Range(1, 64));
   serve_cmd
       ->add_option("--feed-priority", feed_priority,
@@ -156,5 +160,8 @@ int main(int argc, char** argv) {
     std::cerr << "--feed-priority: " << s.error().message << "\n";
     return 2;
   }
-  return serve(data, listen, demo, admin_token, feed_options, image_quota, image_build_ms, threads);
+  sl::LedgerOptions ledger_options;
+  ledger_options.limits.image_quota = image_quota;
+  ledger_options.store.block_cache_bytes = block_cache_mb << 20;
+  return serve(data, listen, demo, admin_token, feed_options, std::move(ledger_options), image_build_ms, threads);
 }

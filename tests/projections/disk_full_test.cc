@@ -85,7 +85,7 @@ class DiskFull : public ::testing::Test {
   void SetUp() override {
     dir_ = fs::path(::testing::TempDir()) / ("disk_full_" + std::to_string(::getpid()));
     fs::remove_all(dir_);
-    options_.env = &env_;
+    options_.store.env = &env_;
     open();
     const std::string system_image = builtin_catalog(Limits{}.regions)[0].image_id;
     ASSERT_TRUE(ledger_->execute(RegisterAccount{kOwner, "cn", "LTAIowner000000000000001"}).ok());
