@@ -35,7 +35,8 @@ namespace sl::api {
 
 // A move-only void(Args...) callable, for one stored completion handler
 // (std::function needs a copyable target; Boost 1.81's
-// asio::any_completion_handler recursed without end when moved here).
+// asio::any_completion_handler overflowed the stack here: it wrapped itself
+// again and again when passed on).
 template <class... Args>
 class PendingHandler {
  public:
