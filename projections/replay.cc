@@ -240,11 +240,12 @@ Status scan_verified(const Store& store, const ScanOptions& options,
 ChainCheck check_chain(const Store& store, const ScanOptions& options, const std::function<bool()>& keep_going) {
   ChainCheck out;
   out.head_hash = kGenesisHash;
+  bool stopped = false;
   // scan_verified calls back only for events that passed every check, so the
   // first bad event is the one after the last visited.
   Status status = scan_verified(store, options, [&](const Event& e, std::string_view) {
     if (keep_going && !keep_going()) {
-      out.stopped = true;
+      stopped = true;
       return false;
     }
     out.checked = e.seq;
@@ -254,7 +255,7 @@ ChainCheck check_chain(const Store& store, const ScanOptions& options, const std
   const bool bounded = options.to_seq != std::numeric_limits<std::uint64_t>::max();
   if (!status) {
     out.problem = status.error();
-  } else if (!out.stopped && bounded && out.checked != options.to_seq) {
+  } else if (!stopped && bounded && out.checked != options.to_seq) {
     out.problem = corrupt(out.checked + 1, "missing: the log ends at seq " + std::to_string(out.checked) +
                                                " before seq " + std::to_string(options.to_seq));
   }

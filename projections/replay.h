@@ -38,11 +38,11 @@ struct ChainCheck {
   std::string head_hash;         // its hash; the genesis hash before seq 1
   std::optional<Error> problem;  // the first failure
   std::uint64_t bad_seq = 0;     // the event it names (checked + 1), 0 for a read error
-  bool stopped = false;          // keep_going() ended the check early
 };
 
 // Checks seq 1..options.to_seq like scan_verified(); a bounded to_seq that the
-// log does not reach is a problem too. keep_going() runs before each event.
+// log does not reach is a problem too. keep_going() runs before each event;
+// when it says stop, the check ends there with no problem.
 ChainCheck check_chain(const Store& store, const ScanOptions& options,
                        const std::function<bool()>& keep_going = nullptr);
 
