@@ -232,6 +232,10 @@ class FeedSession : public std::enable_shared_from_this<FeedSession> {
         demoted_.store(true, std::memory_order_relaxed);
         hub_.service().metrics().feed_demotions_total++;
       }
+      if (!live_ && hub_.hold_catch_up(shared_from_this())) {
+        parked_ = true;  // woken by the hub, like a session parked at the tail
+        return;
+      }
       const std::uint64_t before = next_;
       batch_.clear();
       if (hub_.read_ring(next_, kMaxFramesInFlight, batch_)) {
@@ -404,6 +408,7 @@ FeedHub::FeedHub(Service& service, FeedOptions options) : service_(service), opt
   io_.emplace(options_.threads);
   strand_.emplace(net::make_strand(*io_));
   metrics_timer_.emplace(*strand_);
+  release_timer_.emplace(*strand_);
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ >= 0) {
     wake_.emplace(*strand_, wake_fd_);  // owns and closes the fd
@@ -427,6 +432,7 @@ FeedHub::~FeedHub() {
   // run after them). Then the io_context destroys the sessions its abandoned
   // handlers still own.
   metrics_timer_.reset();
+  release_timer_.reset();
   wake_.reset();
   strand_.reset();
   io_.reset();
@@ -512,6 +518,7 @@ void FeedHub::refill() {
   });
   std::vector<std::shared_ptr<FeedSession>> wake;
   if (!fresh.empty()) {
+    last_commit_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     std::lock_guard lock(mu_);
     for (auto& fe : fresh) ring_.push_back(std::move(fe));
     while (ring_.size() > kRingCapacity) ring_.pop_front();
@@ -616,6 +623,57 @@ bool FeedHub::park(const std::shared_ptr<FeedSession>& session, std::uint64_t ne
   if (next <= head_.load(std::memory_order_relaxed)) return false;
   parked_.push_back(session);
   return true;
+}
+
+// Catching up may run when the writers rest, and otherwise in the first
+// catch_up_share of every catch_up_period (the same clock phase for every
+// session, so they take their turns together and leave the writers the rest).
+bool FeedHub::catch_up_open(std::chrono::steady_clock::time_point now) const {
+  if (options_.catch_up_share >= 1.0) return true;
+  const std::chrono::nanoseconds since_commit(now.time_since_epoch().count() -
+                                              last_commit_ns_.load(std::memory_order_relaxed));
+  if (since_commit >= options_.writers_rest_after) return true;
+  const auto period = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.catch_up_period);
+  return now.time_since_epoch() % period < period * options_.catch_up_share;
+}
+
+bool FeedHub::hold_catch_up(const std::shared_ptr<FeedSession>& session) {
+  const auto now = std::chrono::steady_clock::now();
+  if (catch_up_open(now)) return false;
+  std::lock_guard lock(mu_);
+  held_.push_back(session);
+  if (!release_armed_) {
+    release_armed_ = true;
+    // The next turn, or the writers' rest if that comes first (or there are no turns).
+    const auto rested = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(
+                            last_commit_ns_.load(std::memory_order_relaxed))) + options_.writers_rest_after;
+    auto at = rested;
+    if (options_.catch_up_share > 0) {
+      const auto period = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.catch_up_period);
+      at = std::min(at, now - now.time_since_epoch() % period + period);
+    }
+    net::post(*strand_, [this, at] {
+      release_timer_->expires_at(at);
+      release_timer_->async_wait([this](beast::error_code ec) {
+        if (!ec) release_held();
+      });
+    });
+  }
+  return true;
+}
+
+// On strand_: wakes the held sessions (each checks the clock again first).
+void FeedHub::release_held() {
+  std::vector<std::shared_ptr<FeedSession>> wake;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& weak : held_) {
+      if (auto s = weak.lock()) wake.push_back(std::move(s));
+    }
+    held_.clear();
+    release_armed_ = false;
+  }
+  for (auto& s : wake) s->wake();
 }
 
 }  // namespace sl::api

@@ -22,7 +22,9 @@
 // A session more than kLiveWindow behind is demoted to catch-up and says
 // {"kind":"live"} again when it reaches the head; it pulls the next batch only
 // when its previous writes completed, so nothing queues without bound and
-// nobody is dropped for being slow. Every event is checked against the
+// nobody is dropped for being slow. While writers commit, catching up runs
+// only in its share of the time (FeedOptions::catch_up_share): live delivery
+// is not held back, a backlog waits for the writers to rest. Every event is checked against the
 // subscriber's scope and filter, in seq order; `position` in heartbeats is the
 // highest seq checked.
 //
@@ -71,6 +73,15 @@ struct FeedOptions {
   bool idle = true;
   int nice = 19;
   std::chrono::milliseconds metrics_period{250};  // lag/demoted gauges refresh
+  // While writers commit, sessions behind the live window (catching up) run
+  // only in the first `catch_up_share` of every catch_up_period; 1 = always.
+  // Even at SCHED_IDLE, a feed busy catching up slows unthrottled writers by a
+  // fifth to a third (shared caches, loopback softirqs, wake-up latency;
+  // docs/PERFORMANCE.md), so it yields most of the time until they rest.
+  double catch_up_share = 0.2;
+  std::chrono::milliseconds catch_up_period{10};
+  // Writers count as resting when nothing was committed for this long.
+  std::chrono::milliseconds writers_rest_after{20};
 };
 
 // Reads a --feed-priority value into `options`: "idle" (SCHED_IDLE) or a nice
@@ -110,6 +121,10 @@ class FeedHub {
   // Registers a session to be woken when the ring grows. Returns false (no
   // registration) when events after `next - 1` are already available.
   bool park(const std::shared_ptr<FeedSession>& session, std::uint64_t next);
+  // For a session about to catch up: true when it must wait instead (writers
+  // are committing and this is not its share of the time); it is then woken
+  // when catching up may go on.
+  bool hold_catch_up(const std::shared_ptr<FeedSession>& session);
 
   Service& service() { return service_; }
   boost::asio::io_context& io() { return *io_; }
@@ -121,6 +136,8 @@ class FeedHub {
   void sample_metrics();
   void arm_metrics();
   void publish_lag(std::uint64_t committed);
+  bool catch_up_open(std::chrono::steady_clock::time_point now) const;
+  void release_held();
 
   Service& service_;
   FeedOptions options_;
@@ -139,12 +156,16 @@ class FeedHub {
   mutable std::mutex mu_;               // feed threads only (never the writer)
   std::deque<std::shared_ptr<const FeedEvent>> ring_;  // guarded by mu_; seqs head_-size+1..head_
   std::vector<std::weak_ptr<FeedSession>> parked_;     // guarded by mu_
+  std::vector<std::weak_ptr<FeedSession>> held_;       // guarded by mu_; waiting for catch-up time
+  bool release_armed_ = false;                         // guarded by mu_
+  std::atomic<std::int64_t> last_commit_ns_{0};        // steady clock of the last refill with new events
   std::vector<std::weak_ptr<FeedSession>> sessions_;   // guarded by mu_; for the gauges
 
   std::optional<boost::asio::io_context> io_;  // reset in ~FeedHub after the threads end
   std::optional<boost::asio::strand<boost::asio::io_context::executor_type>> strand_;  // refill + metrics
   std::optional<boost::asio::posix::stream_descriptor> wake_;
   std::optional<boost::asio::steady_timer> metrics_timer_;
+  std::optional<boost::asio::steady_timer> release_timer_;  // on strand_: wakes held_
   std::vector<std::thread> threads_;
   bool stopped_ = false;
 };

@@ -87,6 +87,7 @@ struct Flags {
   int server_threads = 2;
   int feed_threads = 1;
   std::string feed_priority = "idle";
+  double catch_up_share = sl::api::FeedOptions{}.catch_up_share;
   std::string client_priority = "idle";
   int writer_threads = 4;
   int window = 1;
@@ -511,6 +512,10 @@ int main(int argc, char** argv) {
   app.add_option("--feed-threads", f.feed_threads, "feed (websocket) threads")->capture_default_str()->check(CLI::Range(1, 64));
   app.add_option("--feed-priority", f.feed_priority, "feed threads: nice 0..19 or idle (SCHED_IDLE), as the server's flag")
       ->capture_default_str();
+  app.add_option("--catch-up-share", f.catch_up_share,
+                 "share of the time sessions behind the live window may catch up while writers commit (1 = always)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
   app.add_option("--client-priority", f.client_priority, "subscriber threads: nice 0..19 or idle (SCHED_IDLE)")
       ->capture_default_str();
   app.add_option("--writer-threads", f.writer_threads, "writer threads, each on its own account")->capture_default_str()->check(CLI::Range(1, 256));
@@ -538,6 +543,7 @@ int main(int argc, char** argv) {
   sl::api::FeedOptions feed_options;
   feed_options.heartbeat = std::chrono::milliseconds(f.heartbeat_ms);
   feed_options.threads = f.feed_threads;
+  feed_options.catch_up_share = f.catch_up_share;
   sl::api::FeedOptions client_priority;
   if (auto s = sl::api::parse_feed_priority(f.feed_priority, feed_options); !s) {
     std::fprintf(stderr, "feed_bench: --feed-priority: %s\n", s.error().message.c_str());
@@ -580,7 +586,8 @@ int main(int argc, char** argv) {
                            (f.client_priority == "idle" ? "SCHED_IDLE" : "nice " + f.client_priority) +
                            "), admin, no filter, live from head"},
        {"server", std::to_string(f.server_threads) + " http threads; feed " + std::to_string(f.feed_threads) +
-                      " threads, priority " + (f.feed_priority == "idle" ? "SCHED_IDLE" : "nice " + f.feed_priority)},
+                      " threads, priority " + (f.feed_priority == "idle" ? "SCHED_IDLE" : "nice " + f.feed_priority) +
+                      ", catch-up share " + std::to_string(f.catch_up_share).substr(0, 4)},
        {"seconds", std::to_string(f.seconds) + " per case"},
        {"dir", scratch.path()}},
       f.json, "feed_bench");

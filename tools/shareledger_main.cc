@@ -152,8 +152,13 @@ int main(int argc, char** argv) {
       ->add_option("--feed-priority", feed_priority,
                    "Feed threads' priority, below the writers': a nice value 0..19, or idle (SCHED_IDLE)")
       ->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
   sl::api::FeedOptions feed_options;
+  serve_cmd
+      ->add_option("--feed-catch-up-share", feed_options.catch_up_share,
+                   "While writers commit, the share of the time subscribers behind the live window may catch up (1 = always)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  CLI11_PARSE(app, argc, argv);
   feed_options.heartbeat = std::chrono::milliseconds(heartbeat_ms);
   feed_options.threads = feed_threads;
   if (auto s = sl::api::parse_feed_priority(feed_priority, feed_options); !s) {

@@ -65,8 +65,15 @@ constexpr std::string_view kEventPrefix = R"({"kind":"event","event":)";
 // Close() stops it like SIGTERM does; Open() again reopens the same directory.
 class FeedServer {
  public:
-  explicit FeedServer(std::string dir, std::chrono::milliseconds heartbeat = kHeartbeat)
-      : dir_(std::move(dir)), heartbeat_(heartbeat) {}
+  explicit FeedServer(std::string dir, std::chrono::milliseconds heartbeat = kHeartbeat) : dir_(std::move(dir)) {
+    feed_options.heartbeat = heartbeat;
+    // The server's default SCHED_IDLE feed runs only on a spare core; these
+    // tests check delivery, not scheduling, and share the box with other jobs
+    // (CI compiles the sanitizer build beside them, which starved an idle feed
+    // past the read timeout). bench/feed_bench measures the priorities.
+    feed_options.idle = false;
+    feed_options.nice = 0;
+  }
   ~FeedServer() { Close(); }
 
   // OK: serving on port(). With `attach` false the hub serves but hears of no
@@ -85,14 +92,6 @@ class FeedServer {
           service_->handle(std::move(req), peer, std::move(respond));
         },
         [this](beast::tcp_stream&& stream, Request&& req) { feed_->accept(std::move(stream), std::move(req)); });
-    FeedOptions feed_options;
-    feed_options.heartbeat = heartbeat_;
-    // The server's default SCHED_IDLE feed runs only on a spare core; these
-    // tests check delivery, not scheduling, and share the box with other jobs
-    // (CI compiles the sanitizer build beside them, which starved an idle feed
-    // past the read timeout). bench/feed_bench measures the priorities.
-    feed_options.idle = false;
-    feed_options.nice = 0;
     feed_ = std::make_unique<FeedHub>(*service_, feed_options);
     if (attach) feed_->attach(*ledger_);
     service_->set_scheduler([this](std::chrono::milliseconds delay, std::function<void()> fn) {
@@ -127,9 +126,10 @@ class FeedServer {
   std::uint64_t head() const { return ledger_->head().seq; }
   const std::string& dir() const { return dir_; }
 
+  FeedOptions feed_options;  // for the next Open()
+
  private:
   std::string dir_;
-  std::chrono::milliseconds heartbeat_;
   std::unique_ptr<Ledger> ledger_;
   std::unique_ptr<Service> service_;
   std::unique_ptr<FeedHub> feed_;  // declared before http_: destroyed after it
@@ -756,6 +756,43 @@ TEST_F(FeedTest, SlowSubscriberIsDemotedAndEndsWithTheCompleteSequence) {
 // /metrics: the lag gauges follow a subscriber that stops reading (max and sum
 // of head - position, in events), it counts as demoted while more than
 // kLiveWindow behind, and everything returns to 0 once it has caught up.
+// While writers commit, a subscriber catching up takes only its share of the
+// time (here none: share 0) and gets the whole backlog once they rest.
+TEST_F(FeedTest, CatchingUpWaitsWhileWritersCommitAndCompletesWhenTheyRest) {
+  server_->Close();
+  server_->feed_options.catch_up_share = 0;
+  server_->feed_options.writers_rest_after = 1s;
+  ASSERT_TRUE(server_->Open());
+  Toggler toggler(ledger(), 1);
+  toggler.Append(ledger(), 2000);  // the backlog
+
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {  // a commit every 100 ms: the writers never rest for 1 s
+    while (!stop) {
+      toggler.Append(ledger(), 1);
+      std::this_thread::sleep_for(100ms);
+    }
+  });
+  auto c = Subscribe(0);
+  Received during;
+  const auto until = Clock::now() + 1500ms;
+  ReadUntil(*c, during, [&](const Received&) { return Clock::now() > until; });
+  stop = true;
+  writer.join();
+  EXPECT_FALSE(during.ec) << during.ec.message();
+  EXPECT_TRUE(during.seqs.empty()) << "caught up " << during.seqs.size() << " events while the writers committed";
+  EXPECT_GT(during.heartbeats, 0) << "a waiting subscriber still gets heartbeats";
+
+  EXPECT_EQ(during.live, 0);
+
+  const std::uint64_t last = head();
+  Received after;
+  const auto deadline = Clock::now() + 30s;  // heartbeats would keep a read loop going forever
+  ReadUntil(*c, after, [&](const Received& r) { return r.live >= 1 || Clock::now() > deadline; });
+  EXPECT_EQ(after.live, 1);
+  EXPECT_TRUE(after.Contiguous(1, last)) << after.seqs.size() << " events, head " << last << "; " << after.ec.message();
+}
+
 TEST_F(FeedTest, MetricsShowTheLagAndTheDemotedSubscriberUntilItCatchesUp) {
   // Enough to overflow the loopback socket buffers (4 MiB send + the receive
   // buffer below, ~10 000 frames) by more than the live window.
