@@ -26,6 +26,7 @@
 //   asof/check/1M   :   8.0 micros/op ...; 1.31x asof/check/10k
 #include <CLI/CLI.hpp>
 #include <rocksdb/db.h>
+#include <rocksdb/perf_context.h>
 
 #include <time.h>
 
@@ -56,6 +57,7 @@ struct Flags {
   bool keep = false;
   bool compact = false;
   bool reuse = false;
+  bool perf_context = false;
   int rounds = 3;
   std::uint64_t seed = 11;
   std::vector<std::string> benchmarks = {"asof_check", "asof_launchers", "now_check"};
@@ -161,6 +163,20 @@ double thread_cpu_seconds() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// RocksDB's per-thread counters over one pass of the queries, per query:
+// where a longer history's extra cost goes (blocks read, filter checks).
+sl::bench::Json perf_counters_per_query(const rocksdb::PerfContext& pc, std::size_t queries) {
+  auto per = [&](std::uint64_t n) { return queries ? static_cast<double>(n) / static_cast<double>(queries) : 0.0; };
+  return {{"block_cache_hits", per(pc.block_cache_hit_count)},
+          {"block_reads", per(pc.block_read_count)},
+          {"block_read_bytes", per(pc.block_read_byte)},
+          {"bloom_sst_hits", per(pc.bloom_sst_hit_count)},
+          {"bloom_sst_misses", per(pc.bloom_sst_miss_count)},
+          {"memtable_seeks", per(pc.seek_on_memtable_count)},
+          {"child_seeks", per(pc.seek_child_seek_count)},
+          {"internal_keys_skipped", per(pc.internal_key_skipped_count)}};
 }
 
 // Runs fn(query) for every query, timing each; returns the case figures
@@ -283,6 +299,8 @@ int main(int argc, char** argv) {
   app.add_flag("--json", f.json, "one JSON object per line (header, then one per case)");
   app.add_flag("--keep", f.keep, "keep each generated database (under --dir) instead of removing it");
   app.add_flag("--compact", f.compact, "fully compact every column family before measuring");
+  app.add_flag("--perf-context", f.perf_context,
+               "after the timed rounds, one untimed pass per size counting RocksDB work per query (blocks, filters, seeks)");
   app.add_flag("--reuse", f.reuse, "measure the databases a --keep run left under --dir instead of generating");
   app.add_option("--seed", f.seed, "seed for the workload and the queries")->capture_default_str();
   app.add_option("--rounds", f.rounds, "rounds per case (sizes interleaved); the least-CPU round is reported")
@@ -358,10 +376,17 @@ int main(int argc, char** argv) {
   const sl::Viewer admin{true, ""};
   for (const std::string& b : f.benchmarks) {
     std::vector<CaseResult> best(histories.size());
-    for (int round = 0; round < f.rounds; ++round) {
+    // --perf-context adds one untimed pass per size that only counts.
+    const int passes = f.rounds + (f.perf_context ? 1 : 0);
+    for (int round = 0; round < passes; ++round) {
+      const bool counting = round == f.rounds;
       for (std::size_t i = 0; i < histories.size(); ++i) {
         History& h = histories[round % 2 ? histories.size() - 1 - i : i];
         std::size_t at = static_cast<std::size_t>(&h - histories.data());
+        if (counting) {
+          rocksdb::SetPerfLevel(rocksdb::PerfLevel::kEnableCount);
+          rocksdb::get_perf_context()->Reset();
+        }
         const sl::bench::Workload& w = h.workload;
         sl::Ledger& ledger = *h.ledger;
         CaseResult r;
@@ -395,7 +420,13 @@ int main(int argc, char** argv) {
           r.note = note;
         }
         r.errors = errors;
-        if (round == 0 || r.cpu_us_per_op < best[at].cpu_us_per_op) best[at] = r;
+        if (counting) {
+          rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
+          best[at].extra["rocksdb_per_query"] = perf_counters_per_query(*rocksdb::get_perf_context(), h.queries.size());
+          best[at].note += "; rocksdb/query " + best[at].extra["rocksdb_per_query"].dump();
+        } else if (round == 0 || r.cpu_us_per_op < best[at].cpu_us_per_op) {
+          best[at] = r;
+        }
       }
     }
     for (std::size_t i = 0; i < histories.size(); ++i) {
