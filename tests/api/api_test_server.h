@@ -36,7 +36,7 @@ class ServiceFixture : public ::testing::Test {
   }
 
   void Open() {
-    auto ledger = Ledger::open(dir_.string());
+    auto ledger = Ledger::open(dir_.string(), ledger_options_);
     ASSERT_TRUE(ledger.ok()) << ledger.error().message;
     ledger_ = std::move(*ledger);
     service_ = std::make_unique<Service>(*ledger_, service_options_);
@@ -60,16 +60,18 @@ class ServiceFixture : public ::testing::Test {
     return req;
   }
 
-  // GET path signed with the v1 (HMAC-SHA1, query) scheme as account `id`.
-  static Request SignedGet(const std::string& path, const std::string& id) {
+  // GET path signed with the v1 (HMAC-SHA1, query) scheme as account `id`;
+  // `signed_params` ("Action=...&...", encoded) are signed with the rest.
+  static Request SignedGet(const std::string& path, const std::string& id, const std::string& signed_params = "") {
     char stamp[32];
     std::time_t now = std::time(nullptr);
     std::tm tm{};
     gmtime_r(&now, &tm);
     std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
     static int nonce = 0;
-    std::string query = "AccessKeyId=" + KeyOf(id) + "&SignatureMethod=HMAC-SHA1&SignatureNonce=n" +
-                        std::to_string(++nonce) + "&SignatureVersion=1.0&Timestamp=" + percent_encode_rfc3986(stamp);
+    std::string query = (signed_params.empty() ? "" : signed_params + "&") + "AccessKeyId=" + KeyOf(id) +
+                        "&SignatureMethod=HMAC-SHA1&SignatureNonce=n" + std::to_string(++nonce) +
+                        "&SignatureVersion=1.0&Timestamp=" + percent_encode_rfc3986(stamp);
     auto params = parse_params(query);
     EXPECT_TRUE(params.ok());
     std::string signature = hmac_sha1_base64("secret-" + id + "&", v1_string_to_sign("GET", *params));
@@ -89,6 +91,7 @@ class ServiceFixture : public ::testing::Test {
 
   std::filesystem::path dir_;
   ServiceOptions service_options_{kAdminToken, std::chrono::milliseconds(0)};  // set before Open()
+  LedgerOptions ledger_options_;                                               // set before Open()
   std::unique_ptr<Ledger> ledger_;
   std::unique_ptr<Service> service_;
 };

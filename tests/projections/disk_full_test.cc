@@ -4,7 +4,6 @@
 // restart. Nothing acknowledged is lost and no seq is burnt by the failed
 // attempts.
 #include <gtest/gtest.h>
-#include <rocksdb/env.h>
 
 #include <atomic>
 #include <chrono>
@@ -13,6 +12,7 @@
 #include <thread>
 
 #include "events/catalog.h"
+#include "projections/full_disk_env.h"
 #include "events/codec.h"
 #include "projections/ledger.h"
 #include "projections/queries.h"
@@ -23,40 +23,6 @@ namespace sl {
 namespace {
 
 namespace fs = std::filesystem;
-
-// Every file write and sync fails with "No space" while `full` is set.
-class FullDiskEnv : public rocksdb::EnvWrapper {
- public:
-  explicit FullDiskEnv(rocksdb::Env* base) : rocksdb::EnvWrapper(base) {}
-  std::atomic<bool> full{false};
-
-  rocksdb::Status NewWritableFile(const std::string& name, std::unique_ptr<rocksdb::WritableFile>* result,
-                                  const rocksdb::EnvOptions& options) override {
-    if (full) return rocksdb::Status::NoSpace("test: disk full");
-    auto s = target()->NewWritableFile(name, result, options);
-    if (s.ok()) *result = std::make_unique<File>(std::move(*result), full);
-    return s;
-  }
-
- private:
-  class File : public rocksdb::WritableFileWrapper {
-   public:
-    File(std::unique_ptr<rocksdb::WritableFile> base, std::atomic<bool>& full)
-        : rocksdb::WritableFileWrapper(base.get()), base_(std::move(base)), full_(full) {}
-    rocksdb::Status Append(const rocksdb::Slice& data) override {
-      return full_ ? rocksdb::Status::NoSpace("test: disk full") : base_->Append(data);
-    }
-    rocksdb::Status Append(const rocksdb::Slice& data, const rocksdb::DataVerificationInfo& info) override {
-      return full_ ? rocksdb::Status::NoSpace("test: disk full") : base_->Append(data, info);
-    }
-    rocksdb::Status Sync() override { return full_ ? rocksdb::Status::NoSpace("test: disk full") : base_->Sync(); }
-    rocksdb::Status Fsync() override { return full_ ? rocksdb::Status::NoSpace("test: disk full") : base_->Fsync(); }
-
-   private:
-    std::unique_ptr<rocksdb::WritableFile> base_;
-    std::atomic<bool>& full_;
-  };
-};
 
 const std::string kOwner = "1000000000000001", kRecipient = "1000000000000002";
 const std::string kImage = "m-full0000000000000001";
@@ -157,7 +123,7 @@ class DiskFull : public ::testing::Test {
   }
 
   fs::path dir_;
-  FullDiskEnv env_{rocksdb::Env::Default()};
+  testing::FullDiskEnv env_{rocksdb::Env::Default()};
   LedgerOptions options_;
   std::unique_ptr<Ledger> ledger_;
 };
