@@ -5,8 +5,9 @@
 // bench/history_workload.h, flushed, and closed; the cases then open it as
 // `shareledger-audit` does (audit::AuditStore: a RocksDB secondary instance). One untimed raw scan warms the page
 // cache first, so every case reads warm data. Cases (--benchmarks, in order):
-//   raw_scan : RocksDB iterator over the events family (readahead as in
-//              Store::scan_events), touching every key and value: the baseline
+//   raw_scan : RocksDB iterator over the events family (readahead and no
+//              block-cache fill, as Store::scan_events for a whole-log pass,
+//              Caching::kBypass), touching every key and value: the baseline
 //   chain    : scan_verified(hash_only): dense seqs + SHA-256 chain over the
 //              stored bytes, no JSON decode (what verify costs without schema)
 //   decode   : raw scan + decode_event() per event (JSON -> Event, no hash)
@@ -92,7 +93,8 @@ CaseResult timed(const std::string& name, Fn fn) {
 
 std::uint64_t raw_scan(const sl::Store& store, std::uint64_t* bytes) {
   rocksdb::ReadOptions ro;
-  ro.readahead_size = 2 << 20;  // as Store::scan_events
+  ro.readahead_size = 2 << 20;  // as Store::scan_events for a whole-log pass
+  ro.fill_cache = false;        // (Caching::kBypass), which the log reader uses
   std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(ro, store.events()));
   std::uint64_t n = 0, total = 0;
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
@@ -211,7 +213,7 @@ int main(int argc, char** argv) {
           if (!sl::decode_event(bytes)) ++c.errors;
           ++n;
           return true;
-        });
+        }, nullptr, sl::Store::Caching::kBypass);
         if (!st) ++c.errors;
         return n;
       });

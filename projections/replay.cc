@@ -159,7 +159,7 @@ class Pipeline {
       batch->ends.push_back(static_cast<std::uint32_t>(batch->bytes.size()));
       ++expected;
       return batch->ends.size() < kBatchEvents || publish();
-    });
+    }, nullptr, Store::Caching::kBypass);
     bool go_on = publish();
     std::lock_guard lock(mu_);
     if (!scanned) problem = scanned.error();

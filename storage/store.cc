@@ -335,12 +335,13 @@ Result<std::optional<std::string>> Store::event_bytes(std::uint64_t seq) const {
 }
 
 Status Store::scan_events(std::uint64_t from, const std::function<bool(std::uint64_t, std::string_view)>& fn,
-                          const rocksdb::Snapshot* snapshot) const {
+                          const rocksdb::Snapshot* snapshot, Caching caching) const {
   Pin pin(*this);
   if (!db_) return closed_error();
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot;
   ro.readahead_size = 2 << 20;
+  ro.fill_cache = caching == Caching::kFill;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, events()));
   for (it->Seek(be64(from)); it->Valid(); it->Next()) {
     if (it->key().size() != 8) return make_error(500, "CorruptEvent", "event key is not 8 bytes");

@@ -141,10 +141,15 @@ class Store {
   // Stored bytes of event `seq`; nullopt when absent.
   Result<std::optional<std::string>> event_bytes(std::uint64_t seq) const;
 
+  // Whether a scan keeps the blocks it reads in the block cache. A pass over
+  // the whole log reads each block once: kBypass leaves the cache to the reads
+  // that come back (as-of rows, recent events, subscribers catching up).
+  enum class Caching { kFill, kBypass };
+
   // Calls fn(seq, bytes) for events with seq >= from, in order, until fn returns false.
   // The bytes are valid only during the call.
   Status scan_events(std::uint64_t from, const std::function<bool(std::uint64_t, std::string_view)>& fn,
-                     const rocksdb::Snapshot* snapshot = nullptr) const;
+                     const rocksdb::Snapshot* snapshot = nullptr, Caching caching = Caching::kFill) const;
 
   // The last seq whose time <= time_us (0 when none).
   Result<std::uint64_t> seq_at_time(std::int64_t time_us) const;

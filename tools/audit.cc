@@ -202,7 +202,7 @@ Report export_log(const Store& store, std::uint64_t after_seq, std::ostream& out
     ++written;
     if (progress && seq % 50000 == 0) progress(seq, head);
     return true;
-  });
+  }, nullptr, Store::Caching::kBypass);
   if (!status) return io_error(status.error());
   return Report{0, Json{{"ok", true}, {"exported", written}}, "exported " + std::to_string(written) + " events\n"};
 }

@@ -1,9 +1,11 @@
 // StoreOptions reach RocksDB: the block cache is the size asked for
-// (`shareledger serve --block-cache-mb`), 1 GiB by default.
+// (`shareledger serve --block-cache-mb`), 1 GiB by default; and a whole-log
+// scan can leave that cache alone.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <rocksdb/write_batch.h>
 
 #include "storage/store.h"
 
@@ -30,6 +32,43 @@ TEST(StoreOptionsTest, TheBlockCacheHasTheSizeAskedFor) {
   StoreOptions small;
   small.block_cache_bytes = 64 << 20;
   EXPECT_EQ(BlockCacheCapacity(small), std::uint64_t{64} << 20);
+}
+
+// A scan with Caching::kBypass (the log reader's: verify, replay, export)
+// leaves the block cache as it was; kFill (the default) fills it.
+TEST(StoreOptionsTest, ABypassingScanLeavesTheBlockCacheAlone) {
+  const std::string dir = testing::TempDir() + "shareledger_store_caching_" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  {
+    auto store = Store::open(dir, OpenMode::kReadWrite, StoreOptions{});
+    ASSERT_TRUE(store) << store.error().message;
+    rocksdb::WriteBatch batch;
+    for (std::uint64_t seq = 1; seq <= 20000; ++seq) {
+      ASSERT_TRUE(batch.Put((*store)->events(), be64(seq), std::string(200, 'a' + seq % 26)).ok());
+    }
+    ASSERT_TRUE((*store)->write(batch, true));
+    ASSERT_TRUE((*store)->db()->Flush(rocksdb::FlushOptions(), (*store)->events()).ok());
+  }
+  auto store = Store::open(dir, OpenMode::kReadWrite, StoreOptions{});
+  ASSERT_TRUE(store) << store.error().message;
+  auto cached = [&] {
+    std::uint64_t usage = 0;
+    EXPECT_TRUE((*store)->db()->GetIntProperty(rocksdb::DB::Properties::kBlockCacheUsage, &usage));
+    return usage;
+  };
+  auto scan = [&](Store::Caching caching) {
+    std::uint64_t seen = 0;
+    auto s = (*store)->scan_events(1, [&](std::uint64_t, std::string_view) { return ++seen > 0; }, nullptr, caching);
+    EXPECT_TRUE(s);
+    EXPECT_EQ(seen, 20000u);
+  };
+  const std::uint64_t before = cached();
+  scan(Store::Caching::kBypass);
+  EXPECT_LT(cached(), before + (64 << 10)) << "the bypassing scan kept blocks";
+  scan(Store::Caching::kFill);
+  EXPECT_GT(cached(), before + (1 << 20)) << "the filling scan kept none (4 MB of events read)";
+  store->reset();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
