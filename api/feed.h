@@ -75,9 +75,9 @@ struct FeedOptions {
   std::chrono::milliseconds metrics_period{250};  // lag/demoted gauges refresh
   // While writers commit, sessions behind the live window (catching up) run
   // only in the first `catch_up_share` of every catch_up_period; 1 = always.
-  // Even at SCHED_IDLE, a feed busy catching up slows unthrottled writers by a
-  // fifth to a third (shared caches, loopback softirqs, wake-up latency;
-  // docs/PERFORMANCE.md), so it yields most of the time until they rest.
+  // Even at SCHED_IDLE, a feed busy catching up slowed unthrottled writers by
+  // ~15 % (median; up to a third) through shared caches, loopback softirqs and
+  // wake-ups (docs/PERFORMANCE.md), so it yields most of the time until they rest.
   double catch_up_share = 0.2;
   std::chrono::milliseconds catch_up_period{10};
   // Writers count as resting when nothing was committed for this long.
