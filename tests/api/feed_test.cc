@@ -753,9 +753,6 @@ TEST_F(FeedTest, SlowSubscriberIsDemotedAndEndsWithTheCompleteSequence) {
               kEvents / alone, kEvents / with_slow, alone / with_slow, got.seqs.size(), got.live);
 }
 
-// /metrics: the lag gauges follow a subscriber that stops reading (max and sum
-// of head - position, in events), it counts as demoted while more than
-// kLiveWindow behind, and everything returns to 0 once it has caught up.
 // While writers commit, a subscriber catching up takes only its share of the
 // time (here none: share 0) and gets the whole backlog once they rest.
 TEST_F(FeedTest, CatchingUpWaitsWhileWritersCommitAndCompletesWhenTheyRest) {
@@ -782,7 +779,6 @@ TEST_F(FeedTest, CatchingUpWaitsWhileWritersCommitAndCompletesWhenTheyRest) {
   EXPECT_FALSE(during.ec) << during.ec.message();
   EXPECT_TRUE(during.seqs.empty()) << "caught up " << during.seqs.size() << " events while the writers committed";
   EXPECT_GT(during.heartbeats, 0) << "a waiting subscriber still gets heartbeats";
-
   EXPECT_EQ(during.live, 0);
 
   const std::uint64_t last = head();
@@ -793,6 +789,9 @@ TEST_F(FeedTest, CatchingUpWaitsWhileWritersCommitAndCompletesWhenTheyRest) {
   EXPECT_TRUE(after.Contiguous(1, last)) << after.seqs.size() << " events, head " << last << "; " << after.ec.message();
 }
 
+// /metrics: the lag gauges follow a subscriber that stops reading (max and sum
+// of head - position, in events), it counts as demoted while more than
+// kLiveWindow behind, and everything returns to 0 once it has caught up.
 TEST_F(FeedTest, MetricsShowTheLagAndTheDemotedSubscriberUntilItCatchesUp) {
   // Enough to overflow the loopback socket buffers (4 MiB send + the receive
   // buffer below, ~10 000 frames) by more than the live window.
