@@ -156,6 +156,7 @@ rocksdb::Status Store::open_db(OpenMode mode) {
   options.create_if_missing = mode == OpenMode::kReadWrite;
   options.create_missing_column_families = mode == OpenMode::kReadWrite;
   options.IncreaseParallelism(2);
+  options.max_total_wal_size = options_.max_wal_bytes;
   if (mode == OpenMode::kSecondary) options.max_open_files = -1;  // required by secondary instances
   if (mode == OpenMode::kReadWrite) {
     std::error_code ignored;  // DB::Open reports a directory it cannot use

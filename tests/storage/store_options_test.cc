@@ -1,9 +1,10 @@
 // StoreOptions reach RocksDB: the block cache is the size asked for
-// (`shareledger serve --block-cache-mb`), 1 GiB by default; and a whole-log
-// scan can leave that cache alone.
+// (`shareledger serve --block-cache-mb`), 1 GiB by default; a whole-log scan
+// can leave that cache alone; and the WAL stays under its cap.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <rocksdb/write_batch.h>
 
@@ -74,6 +75,38 @@ TEST(StoreOptionsTest, ABypassingScanLeavesTheBlockCacheAlone) {
   scan(Store::Caching::kFill);
   EXPECT_GT(cached(), before + (1 << 20)) << "the filling scan kept none (4 MB of events read)";
   store->reset();
+  std::filesystem::remove_all(dir);
+}
+
+// Commits as the group committer makes them: events plus the recorded head in
+// `meta`, whose memtable never fills. Past max_wal_bytes the families holding
+// the oldest WAL are flushed and it is deleted; without the cap every WAL file
+// written so far stays (what a long-running server's directory showed).
+TEST(StoreOptionsTest, TheWalStaysUnderItsCap) {
+  const std::string dir = testing::TempDir() + "shareledger_store_wal_" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  StoreOptions options;
+  options.max_wal_bytes = 1 << 20;
+  auto wal_bytes = [&] {
+    std::uint64_t total = 0;
+    for (const auto& f : std::filesystem::directory_iterator(dir)) {
+      if (f.path().extension() == ".log") total += f.file_size();
+    }
+    return total;
+  };
+  {
+    auto store = Store::open(dir, OpenMode::kReadWrite, options);
+    ASSERT_TRUE(store) << store.error().message;
+    std::uint64_t seq = 0, largest = 0;
+    for (int commit = 0; commit < 256; ++commit) {  // 256 x 32 KiB = 8 MiB
+      rocksdb::WriteBatch batch;
+      for (int i = 0; i < 32; ++i) ASSERT_TRUE(batch.Put((*store)->events(), be64(++seq), std::string(1024, 'e')).ok());
+      ASSERT_TRUE(batch.Put((*store)->meta(), "recorded_head", be64(seq)).ok());
+      ASSERT_TRUE((*store)->write(batch, true));
+      largest = std::max(largest, wal_bytes());
+    }
+    EXPECT_LT(largest, std::uint64_t{4} << 20) << "8 MiB committed; the WAL should stay near its 1 MiB cap";
+  }
   std::filesystem::remove_all(dir);
 }
 
