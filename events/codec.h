@@ -31,8 +31,11 @@ std::string encode_event(const Event& e);
 Result<Event> decode_event(std::string_view json);
 // The same into `out`, reusing the storage of its strings: a reader decoding a
 // long log into the same few Events allocates next to nothing. On an error
-// `out` holds a partly decoded event: do not use it.
-Status decode_event_into(std::string_view json, Event& out);
+// `out` holds a partly decoded event: do not use it. `padded`: the caller
+// promises kDecodePadding readable bytes (any content) after `json`, which
+// saves copying the event into the parser's own padded buffer.
+Status decode_event_into(std::string_view json, Event& out, bool padded = false);
+inline constexpr std::size_t kDecodePadding = 64;
 
 // Checks the stored bytes' own hash against their content and `prev_hash`.
 // OK: the stored hash (64 hex, a view into `stored`). 400 InvalidEvent: no hash

@@ -14,31 +14,36 @@ namespace sl {
 
 namespace {
 
-// The log is read in batches that pass through three hands: one thread reads
-// them from RocksDB (checking that seqs are dense), worker threads check the
-// hashes and decode them in any order, and the caller's thread hands them to
-// fn in seq order. Each event's hash covers its own bytes, and its link names
-// the previous event's stored hash, which the reader passes along with the
-// batch; so batches verify independently, and the first problem in seq order
-// is the one reported, exactly as a sequential check would.
+// The log is cut into batches of consecutive seqs. Each worker thread claims
+// the next batch and does all of its work: reads its events with its own
+// iterator (checking that their seqs are dense), checks their hashes and
+// decodes them; the caller's thread hands the batches to fn in seq order. Each
+// event's hash covers its own bytes, and its link names the previous event's
+// stored hash, which the worker reads from the event before the batch; so
+// batches verify independently, and the first problem in seq order is the one
+// reported, exactly as a sequential check would. Workers read their own
+// batches, rather than one thread reading for all: on two cores a separate
+// reader thread cost more in hand-offs and context switches than it saved.
 constexpr std::size_t kBatchEvents = 512;
 constexpr std::size_t kBatchesInFlight = 16;
 
 struct Batch {
   std::uint64_t first_seq = 0;
   std::string prev_hash;             // stored hash of event first_seq - 1
-  std::string bytes;                 // the events' stored bytes, back to back
+  std::string bytes;                 // the events' stored bytes, back to back, then kDecodePadding spaces
   std::vector<std::uint32_t> ends;   // end of each event in `bytes`
   std::vector<Event> events;         // the verified prefix, decoded (hash_only: seq and hash);
                                      // kept across recycling, so their storage is reused
-  std::optional<Error> problem;      // the first bad event, after `events`
-  bool claimed = false;              // a worker is verifying it
+  std::optional<Error> problem;      // the first bad event (or a read error), after `events`
+  bool reaches_to_seq = false;       // the batch to_seq falls in: the last one claimed
   bool verified = false;
 
   std::string_view event_bytes(std::size_t i) const {
     std::size_t begin = i == 0 ? 0 : ends[i - 1];
     return std::string_view(bytes).substr(begin, ends[i] - begin);
   }
+  // The log ends inside this batch: no later batch may be delivered.
+  bool last() const { return problem || ends.size() < kBatchEvents || reaches_to_seq; }
 };
 
 Error corrupt(std::uint64_t seq, const std::string& what) {
@@ -51,9 +56,43 @@ void fail(Batch& b, std::size_t i, Error problem) {
   b.problem = std::move(problem);
 }
 
+// Reads events first_seq.. (at most kBatchEvents, none past to_seq) and the
+// stored hash of the one before. A gap or a read error becomes the batch's
+// problem, after the events read before it.
+void read_batch(Store::EventReader& reader, Batch& b, std::uint64_t to_seq) {
+  // Stays empty (no link matches it) if the event before is missing: the batch
+  // before reports that gap first.
+  b.prev_hash = b.first_seq == 1 ? std::string(kGenesisHash) : std::string();
+  std::uint64_t expected = b.first_seq;
+  std::optional<Error> gap;
+  auto read = reader.read(b.first_seq > 1 ? b.first_seq - 1 : 1, [&](std::uint64_t seq, std::string_view bytes) {
+    if (seq == b.first_seq - 1) {
+      b.prev_hash = stored_hash(bytes);
+      return true;
+    }
+    if (seq > to_seq) return false;
+    if (seq != expected) {
+      gap = corrupt(expected, "missing (next stored event is seq " + std::to_string(seq) + ")");
+      return false;
+    }
+    b.bytes.append(bytes);
+    b.ends.push_back(static_cast<std::uint32_t>(b.bytes.size()));
+    ++expected;
+    return b.ends.size() < kBatchEvents;
+  });
+  b.bytes.append(kDecodePadding, ' ');  // lets the decoder parse the events where they are
+  if (!read) {
+    b.problem = read.error();
+  } else if (gap) {
+    b.problem = std::move(gap);
+  }
+}
+
 // Decodes into the batch's Events in place: a recycled batch keeps its Events,
 // whose strings are overwritten rather than freed and allocated again.
 void verify_batch(Batch& b, bool hash_only) {
+  std::optional<Error> read_problem = std::move(b.problem);
+  b.problem.reset();
   std::string_view prev = b.prev_hash;
   b.events.resize(b.ends.size());
   for (std::size_t i = 0; i < b.ends.size(); ++i) {
@@ -66,19 +105,19 @@ void verify_batch(Batch& b, bool hash_only) {
       e.seq = seq;
       e.hash.assign(*hash);
     } else {
-      if (auto decoded = decode_event_into(bytes, e); !decoded) return fail(b, i, corrupt(seq, decoded.error().message));
+      if (auto decoded = decode_event_into(bytes, e, true); !decoded) return fail(b, i, corrupt(seq, decoded.error().message));
       if (e.seq != seq) {
         return fail(b, i, corrupt(seq, "stored under key seq " + std::to_string(seq) + " but says " + std::to_string(e.seq)));
       }
     }
     prev = *hash;  // a view into b.bytes
   }
+  b.problem = std::move(read_problem);
 }
 
 class Pipeline {
  public:
   Pipeline(const Store& store, const ScanOptions& options) : store_(store), options_(options) {
-    reader_ = std::thread([this] { read(); });
     unsigned workers = std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < workers; ++i) workers_.emplace_back([this] { work(); });
   }
@@ -88,122 +127,79 @@ class Pipeline {
       stop_ = true;
     }
     cv_.notify_all();
-    reader_.join();
     for (auto& w : workers_) w.join();
   }
 
-  // The next batch in seq order, verified; nullptr when the log (or to_seq) is done.
+  // The next batch in seq order, verified; nullptr once a batch that ends the
+  // log (or to_seq) was delivered.
   std::unique_ptr<Batch> next() {
+    if (done_) return nullptr;
     std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return (!queue_.empty() && queue_.front()->verified) || (queue_.empty() && read_done_); });
-    if (queue_.empty()) return nullptr;
+    cv_.wait(lock, [&] { return !queue_.empty() && queue_.front()->verified; });
     std::unique_ptr<Batch> b = std::move(queue_.front());
     queue_.pop_front();
-    cv_.notify_all();  // a slot is free for the reader
+    done_ = b->last();
+    cv_.notify_all();  // a slot is free for the workers
     return b;
   }
 
-  // Hands a delivered batch back to the reader, which refills it.
+  // Hands a delivered batch back to the workers, which refill it.
   void recycle(std::unique_ptr<Batch> b) {
     std::lock_guard lock(mu_);
     spare_.push_back(std::move(b));
   }
 
-  // Set once the reader is done: a storage error or a gap, reported after every batch before it.
-  const std::optional<Error>& read_problem() const { return read_problem_; }
-
  private:
-  std::unique_ptr<Batch> fresh_batch() {
-    std::unique_ptr<Batch> b;
-    {
-      std::lock_guard lock(mu_);
-      if (spare_.empty()) return std::make_unique<Batch>();
-      b = std::move(spare_.back());
-      spare_.pop_back();
-    }
-    b->bytes.clear();
-    b->ends.clear();
-    b->problem.reset();
-    b->claimed = b->verified = false;
-    return b;
-  }
-
-  void read() {
-    std::string prev_hash(kGenesisHash);
-    std::uint64_t expected = 1;
-    auto batch = fresh_batch();
-    auto publish = [&]() -> bool {
-      if (batch->ends.empty()) return true;
-      prev_hash = std::string(stored_hash(batch->event_bytes(batch->ends.size() - 1)));
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || queue_.size() < kBatchesInFlight; });
-      if (stop_) return false;
-      queue_.push_back(std::move(batch));
-      cv_.notify_all();
-      lock.unlock();
-      batch = fresh_batch();
-      return true;
-    };
-    std::optional<Error> problem;
-    auto scanned = store_.scan_events(1, [&](std::uint64_t seq, std::string_view bytes) {
-      if (seq > options_.to_seq) return false;
-      if (seq != expected) {
-        problem = corrupt(expected, "missing (next stored event is seq " + std::to_string(seq) + ")");
-        return false;
-      }
-      if (batch->ends.empty()) {
-        batch->first_seq = seq;
-        batch->prev_hash = prev_hash;
-      }
-      batch->bytes.append(bytes);
-      batch->ends.push_back(static_cast<std::uint32_t>(batch->bytes.size()));
-      ++expected;
-      return batch->ends.size() < kBatchEvents || publish();
-    }, nullptr, Store::Caching::kBypass);
-    bool go_on = publish();
-    std::lock_guard lock(mu_);
-    if (!scanned) problem = scanned.error();
-    if (go_on) read_problem_ = problem;
-    read_done_ = true;
-    cv_.notify_all();
-  }
-
   void work() {
+    Store::EventReader reader(store_, Store::Caching::kBypass);
     for (;;) {
       Batch* b = nullptr;
       {
         std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return stop_ || read_done_ || claimable() != nullptr; });
-        b = claimable();
-        if (!b) return;  // stopped, or everything read is claimed
-        b->claimed = true;
+        cv_.wait(lock, [&] { return stop_ || ended_ || queue_.size() < kBatchesInFlight; });
+        if (stop_ || ended_) return;
+        b = claim();
       }
+      read_batch(reader, *b, options_.to_seq);
       verify_batch(*b, options_.hash_only);
       std::lock_guard lock(mu_);
       b->verified = true;
+      if (b->last()) ended_ = true;  // batches claimed after it are read but never delivered
       cv_.notify_all();
     }
   }
 
-  // REQUIRES: mu_ held. The oldest read batch no worker has taken yet.
-  Batch* claimable() {
-    if (stop_) return nullptr;
-    for (auto& b : queue_) {
-      if (!b->claimed) return b.get();
+  // REQUIRES: mu_ held. Queues the next batch of seqs, empty, for the caller to fill.
+  Batch* claim() {
+    std::unique_ptr<Batch> b;
+    if (spare_.empty()) {
+      b = std::make_unique<Batch>();
+    } else {
+      b = std::move(spare_.back());
+      spare_.pop_back();
+      b->bytes.clear();
+      b->ends.clear();
+      b->problem.reset();
+      b->verified = false;
     }
-    return nullptr;
+    b->first_seq = next_seq_;
+    next_seq_ += kBatchEvents;
+    b->reaches_to_seq = next_seq_ > options_.to_seq;
+    if (b->reaches_to_seq) ended_ = true;
+    queue_.push_back(std::move(b));
+    return queue_.back().get();
   }
 
   const Store& store_;
   const ScanOptions& options_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::unique_ptr<Batch>> queue_;  // read, in seq order; the front leaves once verified
+  std::deque<std::unique_ptr<Batch>> queue_;  // claimed, in seq order; the front leaves once verified
   std::vector<std::unique_ptr<Batch>> spare_;  // delivered, to be refilled
-  bool read_done_ = false;
+  std::uint64_t next_seq_ = 1;  // the first seq of the next batch to claim
+  bool ended_ = false;          // a verified batch ended the log, or every batch to to_seq is claimed
   bool stop_ = false;
-  std::optional<Error> read_problem_;
-  std::thread reader_;
+  bool done_ = false;           // caller's thread only: the last batch was delivered
   std::vector<std::thread> workers_;
 };
 
@@ -224,7 +220,6 @@ Status scan_verified(const Store& store, const ScanOptions& options,
       if (batch->problem) return *batch->problem;
       pipeline.recycle(std::move(batch));
     }
-    if (pipeline.read_problem()) return *pipeline.read_problem();
   }
   // A log whose last events were removed still chains; the recorded head tells.
   if (options.to_seq == std::numeric_limits<std::uint64_t>::max()) {

@@ -337,21 +337,30 @@ Result<std::optional<std::string>> Store::event_bytes(std::uint64_t seq) const {
 
 Status Store::scan_events(std::uint64_t from, const std::function<bool(std::uint64_t, std::string_view)>& fn,
                           const rocksdb::Snapshot* snapshot, Caching caching) const {
-  Pin pin(*this);
-  if (!db_) return closed_error();
+  return EventReader(*this, caching, snapshot).read(from, fn);
+}
+
+Store::EventReader::EventReader(const Store& store, Caching caching, const rocksdb::Snapshot* snapshot) : pin_(store) {
+  if (!store.db_) return;
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot;
   ro.readahead_size = 2 << 20;
   ro.fill_cache = caching == Caching::kFill;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, events()));
-  for (it->Seek(be64(from)); it->Valid(); it->Next()) {
-    if (it->key().size() != 8) return make_error(500, "CorruptEvent", "event key is not 8 bytes");
-    if (!fn(read_be64(std::string_view(it->key().data(), 8)),
-            std::string_view(it->value().data(), it->value().size()))) {
+  it_.reset(store.db_->NewIterator(ro, store.events()));
+}
+
+Store::EventReader::~EventReader() = default;
+
+Status Store::EventReader::read(std::uint64_t from, const std::function<bool(std::uint64_t, std::string_view)>& fn) {
+  if (!it_) return closed_error();
+  for (it_->Seek(be64(from)); it_->Valid(); it_->Next()) {
+    if (it_->key().size() != 8) return make_error(500, "CorruptEvent", "event key is not 8 bytes");
+    if (!fn(read_be64(std::string_view(it_->key().data(), 8)),
+            std::string_view(it_->value().data(), it_->value().size()))) {
       break;
     }
   }
-  if (!it->status().ok()) return storage_error(it->status(), "scan events");
+  if (!it_->status().ok()) return storage_error(it_->status(), "scan events");
   return Ok{};
 }
 

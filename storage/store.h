@@ -156,6 +156,21 @@ class Store {
   Status scan_events(std::uint64_t from, const std::function<bool(std::uint64_t, std::string_view)>& fn,
                      const rocksdb::Snapshot* snapshot = nullptr, Caching caching = Caching::kFill) const;
 
+  // scan_events() for a reader that reads the log in many pieces (each thread
+  // of the parallel log reader keeps one): one iterator and its readahead
+  // serve every read, where a scan_events() per piece would start both afresh.
+  // Holds a Pin while it lives. Thread safety: one thread at a time.
+  class EventReader {
+   public:
+    EventReader(const Store& store, Caching caching, const rocksdb::Snapshot* snapshot = nullptr);
+    ~EventReader();
+    Status read(std::uint64_t from, const std::function<bool(std::uint64_t, std::string_view)>& fn);
+
+   private:
+    Pin pin_;
+    std::unique_ptr<rocksdb::Iterator> it_;  // null when the store is closed
+  };
+
   // The last seq whose time <= time_us (0 when none).
   Result<std::uint64_t> seq_at_time(std::int64_t time_us) const;
 

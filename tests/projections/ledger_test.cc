@@ -631,11 +631,13 @@ TEST_F(CorruptLogTest, DamageAtBatchEdgesNamesItsSeqAfterEveryEarlierEvent) {
   ASSERT_TRUE(scan_verified(store, hash_only, count).ok());
   EXPECT_EQ(delivered, head);
 
-  delivered = 0;
-  ScanOptions up_to;
-  up_to.to_seq = 777;
-  ASSERT_TRUE(scan_verified(store, up_to, count).ok());
-  EXPECT_EQ(delivered, 777u);
+  for (std::uint64_t to_seq : {std::uint64_t{512}, std::uint64_t{777}, std::uint64_t{1024}}) {  // batch edges too
+    delivered = 0;
+    ScanOptions up_to;
+    up_to.to_seq = to_seq;
+    ASSERT_TRUE(scan_verified(store, up_to, count).ok());
+    EXPECT_EQ(delivered, to_seq);
+  }
   std::uint64_t calls = 0;
   ASSERT_TRUE(scan_verified(store, {}, [&](const Event&, std::string_view) { return ++calls < 700; }).ok());
   EXPECT_EQ(calls, 700u);
