@@ -14,16 +14,17 @@ namespace sl {
 
 namespace {
 
-// The log is cut into batches of consecutive seqs. Each worker thread claims
-// the next batch and does all of its work: reads its events with its own
-// iterator (checking that their seqs are dense), checks their hashes and
-// decodes them; the caller's thread hands the batches to fn in seq order. Each
-// event's hash covers its own bytes, and its link names the previous event's
-// stored hash, which the worker reads from the event before the batch; so
-// batches verify independently, and the first problem in seq order is the one
-// reported, exactly as a sequential check would. Workers read their own
-// batches, rather than one thread reading for all: on two cores a separate
-// reader thread cost more in hand-offs and context switches than it saved.
+// The log is cut into batches of consecutive seqs. Whoever claims a batch
+// does all of its work: reads its events with its own iterator (checking that
+// their seqs are dense), checks their hashes and decodes them. Worker threads
+// claim batches, and so does the caller's thread while the next batch in seq
+// order is not ready yet; the caller's thread hands the batches to fn in seq
+// order. Each event's hash covers its own bytes, and its link names the
+// previous event's stored hash, which is read with the batch; so batches
+// verify independently, and the first problem in seq order is the one
+// reported, exactly as a sequential check would. No thread only reads: on two
+// cores a reader thread handing batches to verifiers cost more in hand-offs
+// and time-slicing than it saved (docs/PERFORMANCE.md, audit).
 constexpr std::size_t kBatchEvents = 512;
 constexpr std::size_t kBatchesInFlight = 16;
 
@@ -117,8 +118,13 @@ void verify_batch(Batch& b, bool hash_only) {
 
 class Pipeline {
  public:
-  Pipeline(const Store& store, const ScanOptions& options) : store_(store), options_(options) {
-    unsigned workers = std::max(1u, std::thread::hardware_concurrency());
+  Pipeline(const Store& store, const ScanOptions& options)
+      : store_(store), options_(options), caller_reader_(store, Store::Caching::kBypass) {
+    // The caller's thread verifies batches too while it waits (next()), so one
+    // worker fewer than cores keeps every core busy without time-slicing: a
+    // fold's evolve() on the caller's thread ran ~1.5x slower when a third
+    // busy thread shared its core.
+    unsigned workers = std::max(2u, std::thread::hardware_concurrency()) - 1;
     for (unsigned i = 0; i < workers; ++i) workers_.emplace_back([this] { work(); });
   }
   ~Pipeline() {
@@ -131,11 +137,18 @@ class Pipeline {
   }
 
   // The next batch in seq order, verified; nullptr once a batch that ends the
-  // log (or to_seq) was delivered.
+  // log (or to_seq) was delivered. Until the next batch is ready, the caller's
+  // thread reads and verifies a later one itself rather than wait.
   std::unique_ptr<Batch> next() {
     if (done_) return nullptr;
     std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return !queue_.empty() && queue_.front()->verified; });
+    while (queue_.empty() || !queue_.front()->verified) {
+      if (claimable()) {
+        process(lock, caller_reader_);
+      } else {
+        cv_.wait(lock);
+      }
+    }
     std::unique_ptr<Batch> b = std::move(queue_.front());
     queue_.pop_front();
     done_ = b->last();
@@ -152,21 +165,28 @@ class Pipeline {
  private:
   void work() {
     Store::EventReader reader(store_, Store::Caching::kBypass);
+    std::unique_lock lock(mu_);
     for (;;) {
-      Batch* b = nullptr;
-      {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [&] { return stop_ || ended_ || queue_.size() < kBatchesInFlight; });
-        if (stop_ || ended_) return;
-        b = claim();
-      }
-      read_batch(reader, *b, options_.to_seq);
-      verify_batch(*b, options_.hash_only);
-      std::lock_guard lock(mu_);
-      b->verified = true;
-      if (b->last()) ended_ = true;  // batches claimed after it are read but never delivered
-      cv_.notify_all();
+      cv_.wait(lock, [&] { return stop_ || ended_ || claimable(); });
+      if (stop_ || ended_) return;
+      process(lock, reader);
     }
+  }
+
+  // REQUIRES: mu_ held. More batches are wanted and there is room for one.
+  bool claimable() const { return !stop_ && !ended_ && queue_.size() < kBatchesInFlight; }
+
+  // REQUIRES: `lock` holds mu_ and claimable(). Claims the next batch, reads
+  // and verifies it unlocked, and marks it verified.
+  void process(std::unique_lock<std::mutex>& lock, Store::EventReader& reader) {
+    Batch* b = claim();
+    lock.unlock();
+    read_batch(reader, *b, options_.to_seq);
+    verify_batch(*b, options_.hash_only);
+    lock.lock();
+    b->verified = true;
+    if (b->last()) ended_ = true;  // batches claimed after it are read but never delivered
+    cv_.notify_all();
   }
 
   // REQUIRES: mu_ held. Queues the next batch of seqs, empty, for the caller to fill.
@@ -200,6 +220,7 @@ class Pipeline {
   bool ended_ = false;          // a verified batch ended the log, or every batch to to_seq is claimed
   bool stop_ = false;
   bool done_ = false;           // caller's thread only: the last batch was delivered
+  Store::EventReader caller_reader_;  // caller's thread only
   std::vector<std::thread> workers_;
 };
 

@@ -2,9 +2,9 @@
 //
 // scan_verified() is the one place that checks the log: dense seqs from 1, each
 // event's hash over its stored bytes, the prev_hash link, and the schema. The
-// audit tool, the ledger's open and replay all use it. It reads on one thread
-// and verifies on one per core, so verification runs at about the speed of the
-// read itself; fn is still called in seq order, on the caller's thread.
+// audit tool, the ledger's open and replay all use it. It reads and verifies
+// in batches on one thread per core (the caller's included, while it waits);
+// fn is still called in seq order, on the caller's thread.
 // Thread safety: reads only; safe beside a running writer (it sees a prefix).
 #pragma once
 

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <istream>
 #include <ostream>
+#include <thread>
 
 #include "events/codec.h"
 #include "events/time_format.h"
@@ -88,7 +89,24 @@ Report replay_diff(const Store& store, const Progress& progress) {
     store.release_snapshot(snapshot);
     return Report{1, Json{{"ok", false}, {"error", state.error().message}}, "FAILED: " + state.error().message + "\n"};
   }
+  // The fold is over and a core is free: read the stored rows on a second
+  // thread while this one derives the rebuilt ones (~0.3 s each at 1 M events).
+  std::vector<std::pair<std::string, std::string>> stored;
+  rocksdb::Status read_status;
+  std::thread stored_reader([&] {
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snapshot;
+    ro.fill_cache = false;  // one pass: leave the cache to the server's reads
+    std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(ro, store.proj()));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) stored.emplace_back(it->key().ToString(), it->value().ToString());
+    read_status = it->status();
+  });
   std::map<std::string, std::string> rebuilt = all_rows(*state);
+  stored_reader.join();
+  if (!read_status.ok()) {
+    store.release_snapshot(snapshot);
+    return io_error(make_error(503, "ServiceUnavailable", "read stored rows: " + read_status.ToString()));
+  }
   Json differences = Json::array();
   std::string text;
   auto report = [&](const std::string& key, const std::optional<std::string>& stored,
@@ -98,14 +116,8 @@ Report replay_diff(const Store& store, const Progress& progress) {
                            {"rebuilt", fresh ? Json(*fresh) : Json(nullptr)}});
     text += "DIFF " + key + "\n  stored:  " + stored.value_or("(absent)") + "\n  rebuilt: " + fresh.value_or("(absent)") + "\n";
   };
-  rocksdb::ReadOptions ro;
-  ro.snapshot = snapshot;
-  std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(ro, store.proj()));
   auto expected = rebuilt.begin();
-  std::size_t stored_rows = 0;
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    ++stored_rows;
-    std::string key = it->key().ToString(), value = it->value().ToString();
+  for (const auto& [key, value] : stored) {
     while (expected != rebuilt.end() && expected->first < key) {
       report(expected->first, std::nullopt, expected->second);
       ++expected;
@@ -120,9 +132,9 @@ Report replay_diff(const Store& store, const Progress& progress) {
   for (; expected != rebuilt.end(); ++expected) report(expected->first, std::nullopt, expected->second);
   store.release_snapshot(snapshot);
   bool ok = differences.empty();
-  Json out{{"ok", ok}, {"events", head->seq}, {"rows", stored_rows}, {"differences", differences}};
+  Json out{{"ok", ok}, {"events", head->seq}, {"rows", stored.size()}, {"differences", differences}};
   text += (ok ? "OK" : "FAILED") + std::string(" events=") + std::to_string(head->seq) + " rows=" +
-          std::to_string(stored_rows) + " differences=" + std::to_string(differences.size()) + "\n";
+          std::to_string(stored.size()) + " differences=" + std::to_string(differences.size()) + "\n";
   return Report{ok ? 0 : 1, out, text};
 }
 

@@ -4,8 +4,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <algorithm>
+#include <chrono>
 #include <filesystem>
+#include <thread>
 #include <rocksdb/write_batch.h>
 
 #include "storage/store.h"
@@ -97,15 +98,21 @@ TEST(StoreOptionsTest, TheWalStaysUnderItsCap) {
   {
     auto store = Store::open(dir, OpenMode::kReadWrite, options);
     ASSERT_TRUE(store) << store.error().message;
-    std::uint64_t seq = 0, largest = 0;
+    std::uint64_t seq = 0;
     for (int commit = 0; commit < 256; ++commit) {  // 256 x 32 KiB = 8 MiB
       rocksdb::WriteBatch batch;
       for (int i = 0; i < 32; ++i) ASSERT_TRUE(batch.Put((*store)->events(), be64(++seq), std::string(1024, 'e')).ok());
       ASSERT_TRUE(batch.Put((*store)->meta(), "recorded_head", be64(seq)).ok());
       ASSERT_TRUE((*store)->write(batch, true));
-      largest = std::max(largest, wal_bytes());
     }
-    EXPECT_LT(largest, std::uint64_t{4} << 20) << "8 MiB committed; the WAL should stay near its 1 MiB cap";
+    // The flushes run in the background: on a loaded machine they may lag the
+    // commits, so wait for them (without the cap none starts at all).
+    std::uint64_t wal = wal_bytes();
+    for (int waited = 0; wal >= (std::uint64_t{3} << 20) && waited < 200; ++waited) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      wal = wal_bytes();
+    }
+    EXPECT_LT(wal, std::uint64_t{3} << 20) << "8 MiB committed; the WAL should shrink back near its 1 MiB cap";
   }
   std::filesystem::remove_all(dir);
 }
