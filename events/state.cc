@@ -212,7 +212,9 @@ class Evolver {
     if (image_it == s_.grants.end()) return;
     auto account_it = image_it->second.find(account_id);
     if (account_it == image_it->second.end() || account_it->second.erase(source) == 0) return;
-    if (auto by_share = s_.share_grants.find(source); by_share != s_.share_grants.end()) {
+    // Only share sources are indexed (add_grant): an unshare, the common case, skips the lookup.
+    if (auto by_share = source == kAccountSource ? s_.share_grants.end() : s_.share_grants.find(source);
+        by_share != s_.share_grants.end()) {
       by_share->second.erase({image_id, account_id});
       if (by_share->second.empty()) s_.share_grants.erase(by_share);
     }
