@@ -370,7 +370,9 @@ Result<std::string_view> verify_event_bytes(std::string_view stored, std::string
                                                std::string(computed, 64));
   }
   // The chain link itself: the stored prev_hash must name the previous event.
-  std::size_t prev_at = stored.find(kPrevHashKey);
+  // Canonically it is the next member (keys are sorted); any other order is searched for.
+  std::size_t prev_at = at + kHashMemberLen;
+  if (stored.substr(prev_at, kPrevHashKey.size()) != kPrevHashKey) prev_at = stored.find(kPrevHashKey);
   if (prev_at == std::string_view::npos || stored.substr(prev_at + kPrevHashKey.size(), 64) != prev_hash) {
     return make_error(400, "InvalidEvent", "prev_hash does not match the previous event's hash");
   }
