@@ -239,7 +239,7 @@ struct Decoder {
     }
     element root;
     if (auto err = parser.parse(json_text.data(), json_text.size(), false).get(root)) {
-      // parse() wants capacity >= len + padding, which reserve() guarantees.
+      // parse() may read SIMDJSON_PADDING bytes past the end: reserve() or the caller's promise covers them.
       return make_error(400, "InvalidEvent", std::string("malformed JSON: ") + simdjson::error_message(err));
     }
     return root;
@@ -248,8 +248,8 @@ struct Decoder {
 
 // The envelope's members, in canonical (sorted) order.
 enum EnvelopeMember { kActor, kData, kHash, kPrevHash, kRegion, kRequestId, kSeq, kTime, kType, kMembers };
-constexpr std::string_view kMemberNames[kMembers] = {"actor",  "data",       "hash", "prev_hash", "region",
-                                                     "request_id", "seq", "time", "type"};
+constexpr std::string_view kMemberNames[kMembers] = {
+    "actor", "data", "hash", "prev_hash", "region", "request_id", "seq", "time", "type"};
 
 // The member `key` names, or -1. One comparison per key, where an if-chain
 // over the names made ~45 per event.

@@ -91,14 +91,14 @@ Report replay_diff(const Store& store, const Progress& progress) {
   }
   // The fold is over and a core is free: read the stored rows on a second
   // thread while this one derives the rebuilt ones (~0.3 s each at 1 M events).
-  std::vector<std::pair<std::string, std::string>> stored;
+  std::vector<std::pair<std::string, std::string>> stored_rows;
   rocksdb::Status read_status;
-  std::thread stored_reader([&] {
+  std::jthread stored_reader([&] {
     rocksdb::ReadOptions ro;
     ro.snapshot = snapshot;
     ro.fill_cache = false;  // one pass: leave the cache to the server's reads
     std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(ro, store.proj()));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) stored.emplace_back(it->key().ToString(), it->value().ToString());
+    for (it->SeekToFirst(); it->Valid(); it->Next()) stored_rows.emplace_back(it->key().ToString(), it->value().ToString());
     read_status = it->status();
   });
   std::map<std::string, std::string> rebuilt = all_rows(*state);
@@ -117,7 +117,7 @@ Report replay_diff(const Store& store, const Progress& progress) {
     text += "DIFF " + key + "\n  stored:  " + stored.value_or("(absent)") + "\n  rebuilt: " + fresh.value_or("(absent)") + "\n";
   };
   auto expected = rebuilt.begin();
-  for (const auto& [key, value] : stored) {
+  for (const auto& [key, value] : stored_rows) {
     while (expected != rebuilt.end() && expected->first < key) {
       report(expected->first, std::nullopt, expected->second);
       ++expected;
@@ -132,9 +132,9 @@ Report replay_diff(const Store& store, const Progress& progress) {
   for (; expected != rebuilt.end(); ++expected) report(expected->first, std::nullopt, expected->second);
   store.release_snapshot(snapshot);
   bool ok = differences.empty();
-  Json out{{"ok", ok}, {"events", head->seq}, {"rows", stored.size()}, {"differences", differences}};
+  Json out{{"ok", ok}, {"events", head->seq}, {"rows", stored_rows.size()}, {"differences", differences}};
   text += (ok ? "OK" : "FAILED") + std::string(" events=") + std::to_string(head->seq) + " rows=" +
-          std::to_string(stored.size()) + " differences=" + std::to_string(differences.size()) + "\n";
+          std::to_string(stored_rows.size()) + " differences=" + std::to_string(differences.size()) + "\n";
   return Report{ok ? 0 : 1, out, text};
 }
 
