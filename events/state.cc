@@ -230,6 +230,10 @@ class Evolver {
   void refresh_blocking(const std::string& image_id, const std::string* owner) {
     auto users = s_.instances_by_image.find(image_id);
     if (users == s_.instances_by_image.end()) return;
+    // A grant change concerns one owner, who mostly runs nothing from the image:
+    // find that out before looking the image up.
+    auto mine = owner ? users->second.find(*owner) : users->second.end();
+    if (owner && mine == users->second.end()) return;
     const Image* x = s_.image(image_id);
     auto refresh = [&](const std::string& instance_owner, const auto& instance_ids) {
       std::string reason;
@@ -248,7 +252,7 @@ class Evolver {
     };
     if (!owner) {
       for (const auto& [instance_owner, instance_ids] : users->second) refresh(instance_owner, instance_ids);
-    } else if (auto mine = users->second.find(*owner); mine != users->second.end()) {
+    } else {
       refresh(mine->first, mine->second);
     }
   }
