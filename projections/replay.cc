@@ -36,15 +36,16 @@ struct Batch {
   std::vector<Event> events;         // the verified prefix, decoded (hash_only: seq and hash);
                                      // kept across recycling, so their storage is reused
   std::optional<Error> problem;      // the first bad event (or a read error), after `events`
-  bool reaches_to_seq = false;       // the batch to_seq falls in: the last one claimed
   bool verified = false;
 
   std::string_view event_bytes(std::size_t i) const {
     std::size_t begin = i == 0 ? 0 : ends[i - 1];
     return std::string_view(bytes).substr(begin, ends[i] - begin);
   }
-  // The log ends inside this batch: no later batch may be delivered.
-  bool last() const { return problem || ends.size() < kBatchEvents || reaches_to_seq; }
+  // The log (or the scan, at to_seq) ends inside this batch: no later batch may be delivered.
+  bool last(std::uint64_t to_seq) const {
+    return problem || ends.size() < kBatchEvents || first_seq + kBatchEvents > to_seq;
+  }
 };
 
 Error corrupt(std::uint64_t seq, const std::string& what) {
@@ -151,7 +152,7 @@ class Pipeline {
     }
     std::unique_ptr<Batch> b = std::move(queue_.front());
     queue_.pop_front();
-    done_ = b->last();
+    done_ = b->last(options_.to_seq);
     cv_.notify_all();  // a slot is free for the workers
     return b;
   }
@@ -185,7 +186,7 @@ class Pipeline {
     verify_batch(*b, options_.hash_only);
     lock.lock();
     b->verified = true;
-    if (b->last()) ended_ = true;  // batches claimed after it are read but never delivered
+    if (b->last(options_.to_seq)) ended_ = true;  // batches claimed after it are read but never delivered
     cv_.notify_all();
   }
 
@@ -204,8 +205,7 @@ class Pipeline {
     }
     b->first_seq = next_seq_;
     next_seq_ += kBatchEvents;
-    b->reaches_to_seq = next_seq_ > options_.to_seq;
-    if (b->reaches_to_seq) ended_ = true;
+    if (next_seq_ > options_.to_seq) ended_ = true;  // this batch reaches to_seq: the last one needed
     queue_.push_back(std::move(b));
     return queue_.back().get();
   }
