@@ -1,5 +1,6 @@
 #include "projections/rows.h"
 
+#include <algorithm>
 #include <functional>
 #include <nlohmann/json.hpp>
 
@@ -261,10 +262,12 @@ void stage_dirty_rows(const State& s, LogBatch& batch) {
   for (const auto& id : d.shares) emit_share(s, id, sink);
 }
 
-std::map<std::string, std::string> all_rows(const State& s) {
-  std::map<std::string, std::string> rows;
+Rows all_rows(const State& s) {
+  // Appended, then sorted once: a std::map paid a node and a string-compare
+  // descent per row (~2 us per row at 1 M events, most of a replay's diff).
+  Rows rows;
   Sink sink = [&](const std::string& key, const std::optional<std::string>& value) {
-    if (value) rows[key] = *value;
+    if (value) rows.emplace_back(key, *value);
   };
   for (const auto& [id, a] : s.accounts) emit_account(s, id, sink);
   for (const auto& [id, x] : s.images) emit_image(s, id, sink);
@@ -281,6 +284,7 @@ std::map<std::string, std::string> all_rows(const State& s) {
   for (const auto& [id, f] : s.folders) emit_folder(s, id, sink);
   for (const auto& [id, h] : s.handshakes) emit_handshake(s, id, sink);
   for (const auto& [id, rs] : s.shares) emit_share(s, id, sink);
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   return rows;
 }
 

@@ -20,8 +20,9 @@
 // ledger then rebuilds every row from the log at open.
 #pragma once
 
-#include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "events/state.h"
 #include "storage/group_commit.h"
@@ -34,7 +35,10 @@ inline constexpr std::string_view kProjectionVersion = "1";
 // deletes for absent ones), versioned at the batch head.
 void stage_dirty_rows(const State& state, LogBatch& batch);
 
-// Every present row of `state`, sorted by key: what the proj family must hold.
-std::map<std::string, std::string> all_rows(const State& state);
+// (key, value) pairs sorted by key, each key once.
+using Rows = std::vector<std::pair<std::string, std::string>>;
+
+// Every present row of `state`: what the proj family must hold.
+Rows all_rows(const State& state);
 
 }  // namespace sl

@@ -101,7 +101,7 @@ Report replay_diff(const Store& store, const Progress& progress) {
     for (it->SeekToFirst(); it->Valid(); it->Next()) stored_rows.emplace_back(it->key().ToString(), it->value().ToString());
     read_status = it->status();
   });
-  std::map<std::string, std::string> rebuilt = all_rows(*state);
+  const Rows rebuilt = all_rows(*state);
   stored_reader.join();
   if (!read_status.ok()) {
     store.release_snapshot(snapshot);

@@ -33,6 +33,7 @@
 #include "projections/queries.h"
 #include "projections/replay.h"
 #include "projections/rows.h"
+#include "projections/support.h"
 
 namespace sl {
 namespace {
@@ -46,41 +47,14 @@ const std::vector<std::string> kRowPrefixes = {"acct/", "img/",  "grant/", "agra
                                                "iimg/", "oinst/", "own/",  "cat/",    "pub/",   "disk/",
                                                "dir/",  "folder/", "hs/",  "share/",  "oshare/", "akey/"};
 
-std::string describe(const Error& e) { return std::to_string(e.http) + " " + e.code + ": " + e.message; }
+using test::describe;
+using test::fresh_dir;
+using test::MapRows;
 
 std::uint64_t seed_from_env() {
   if (const char* s = std::getenv("SHARELEDGER_SEED"); s && *s) return std::strtoull(s, nullptr, 10);
   return static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) % 1000000007ull;
 }
-
-std::string fresh_dir(const std::string& name) {
-  std::string dir = testing::TempDir() + "shareledger_" + name + "_" + std::to_string(::getpid());
-  std::filesystem::remove_all(dir);
-  return dir;
-}
-
-// Rows held in memory (from all_rows) behind the RowView interface: the
-// expected side of every query comparison.
-class MapRows final : public RowView {
- public:
-  MapRows(const std::map<std::string, std::string>& rows, std::uint64_t seq) : rows_(rows), seq_(seq) {}
-  std::optional<std::string> get(std::string_view key) const override {
-    auto it = rows_.find(std::string(key));
-    if (it == rows_.end()) return std::nullopt;
-    return it->second;
-  }
-  void scan(std::string_view prefix,
-            const std::function<bool(std::string_view, std::string_view)>& fn) const override {
-    for (auto it = rows_.lower_bound(std::string(prefix)); it != rows_.end() && it->first.starts_with(prefix); ++it) {
-      if (!fn(it->first, it->second)) return;
-    }
-  }
-  std::uint64_t seq() const override { return seq_; }
-
- private:
-  const std::map<std::string, std::string>& rows_;
-  std::uint64_t seq_;
-};
 
 // A query answer as one comparable string.
 std::string show(const Result<Json>& r) { return r.ok() ? r->dump() : "error " + describe(r.error()); }
@@ -470,7 +444,8 @@ std::vector<std::string> compare_at(const Ledger& ledger, const State& state, st
   auto note = [&](std::string what) {
     if (problems.size() < 8) problems.push_back("seq " + std::to_string(seq) + ": " + std::move(what));
   };
-  const std::map<std::string, std::string> rows = all_rows(state);
+  const MapRows expected(all_rows(state), seq);  // also what the queries below are compared with
+  const Rows& rows = expected.rows();
   row_count = rows.size();
   auto opened = ledger.view(seq);
   if (!opened.ok()) {
@@ -488,36 +463,43 @@ std::vector<std::string> compare_at(const Ledger& ledger, const State& state, st
     } else if (*got != value) {
       note("get " + key + ": " + *got + " != expected " + value);
     }
-  }
-  // Scans over every row family: exactly the expected rows, nothing extra.
-  std::map<std::string, std::string> scanned;
-  for (const auto& prefix : kRowPrefixes) {
-    view.scan(prefix, [&](std::string_view k, std::string_view v) {
-      if (!scanned.emplace(std::string(k), std::string(v)).second) note("scan yields " + std::string(k) + " twice");
-      return true;
-    });
-  }
-  for (const auto& [key, value] : rows) {
     if (std::none_of(kRowPrefixes.begin(), kRowPrefixes.end(), [&k = key](const std::string& p) { return k.starts_with(p); })) {
       note("row " + key + " is in no known family");
     }
-    if (!scanned.count(key)) note("scan misses " + key);
   }
+  // Scans over every row family: exactly the expected rows, nothing extra.
+  Rows scanned;
+  for (const auto& prefix : kRowPrefixes) {
+    view.scan(prefix, [&](std::string_view k, std::string_view v) {
+      scanned.emplace_back(std::string(k), std::string(v));
+      return true;
+    });
+  }
+  std::sort(scanned.begin(), scanned.end());
+  for (auto it = std::adjacent_find(scanned.begin(), scanned.end(),
+                                    [](const auto& a, const auto& b) { return a.first == b.first; });
+       it != scanned.end(); it = std::adjacent_find(it + 1, scanned.end(), [](const auto& a, const auto& b) {
+         return a.first == b.first;
+       })) {
+    note("scan yields " + it->first + " twice");
+  }
+  auto want = rows.begin();
   for (const auto& [key, value] : scanned) {
-    auto it = rows.find(key);
-    if (it == rows.end()) {
+    for (; want != rows.end() && want->first < key; ++want) note("scan misses " + want->first);
+    if (want == rows.end() || want->first != key) {
       note("scan has extra row " + key + " = " + value);
-    } else if (it->second != value) {
-      note("scan " + key + ": " + value + " != expected " + it->second);
+    } else if (want->second != value) {
+      note("scan " + key + ": " + value + " != expected " + want->second);
     }
+    if (want != rows.end() && want->first == key) ++want;
   }
+  for (; want != rows.end(); ++want) note("scan misses " + want->first);
   // A row never written by then must be absent.
   for (const auto& key : {std::string("img/m-nosuchimage000000000"), std::string("acct/0000000000000000")}) {
     if (view.get(key)) note("get " + key + " is present");
   }
 
   // Queries over the as-of view equal the same queries over the expected rows.
-  MapRows expected(rows, seq);
   Viewer admin{true, ""};
   const auto& images = writer.all_images();
   const auto& accounts = writer.all_accounts();

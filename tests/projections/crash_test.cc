@@ -40,6 +40,7 @@
 #include "projections/ledger.h"
 #include "projections/replay.h"
 #include "projections/rows.h"
+#include "projections/support.h"
 
 extern char** environ;
 
@@ -53,7 +54,7 @@ constexpr const char* kChildDirEnv = "SHARELEDGER_CRASH_CHILD_DIR";
 constexpr const char* kChildFdEnv = "SHARELEDGER_CRASH_CHILD_FD";
 constexpr const char* kChildCycleEnv = "SHARELEDGER_CRASH_CHILD_CYCLE";
 
-std::string describe(const Error& e) { return std::to_string(e.http) + " " + e.code + ": " + e.message; }
+using test::describe;
 
 // ---- the child: append until killed -------------------------------------------
 
@@ -266,13 +267,6 @@ CycleResult run_child(const std::string& dir, int cycle, std::chrono::millisecon
   return out;
 }
 
-std::map<std::string, std::string> proj_family(const Store& store) {
-  std::map<std::string, std::string> out;
-  std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(rocksdb::ReadOptions(), store.proj()));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) out.emplace(it->key().ToString(), it->value().ToString());
-  return out;
-}
-
 // After a crash: every acknowledged event is there unchanged, the chain
 // verifies, the rows equal a replay and the catalog is complete.
 void verify_after_crash(const std::string& dir, const std::map<std::uint64_t, Ack>& acked, int cycle,
@@ -310,15 +304,10 @@ void verify_after_crash(const std::string& dir, const std::map<std::uint64_t, Ac
   EXPECT_EQ(verified, head);
   auto state = replay(store, ScanOptions{});
   ASSERT_TRUE(state.ok()) << describe(state.error());
-  const auto rows = proj_family(store);
+  const Rows rows = test::scan_family(store, store.proj());
   EXPECT_TRUE(all_rows(*state) == rows) << "cycle " << cycle << ": rows differ from a replay";
   // The versioned rows agree too: as of the head they are the current rows.
-  std::map<std::string, std::string> as_of_head;
-  rows_as_of(store, head)->scan("", [&](std::string_view k, std::string_view v) {
-    as_of_head.emplace(std::string(k), std::string(v));
-    return true;
-  });
-  EXPECT_TRUE(as_of_head == rows) << "cycle " << cycle << ": hist as of the head differs from proj";
+  EXPECT_TRUE(test::view_rows(*rows_as_of(store, head)) == rows) << "cycle " << cycle << ": hist as of the head differs from proj";
   for (const auto& seed : builtin_catalog((*ledger)->limits().regions)) {
     auto row = store.get(store.proj(), "img/" + seed.image_id);
     EXPECT_TRUE(row.ok() && *row) << "cycle " << cycle << ": catalog image " << seed.image_id << " missing";

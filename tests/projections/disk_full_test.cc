@@ -18,6 +18,7 @@
 #include "projections/queries.h"
 #include "projections/replay.h"
 #include "projections/rows.h"
+#include "projections/support.h"
 
 namespace sl {
 namespace {
@@ -114,12 +115,7 @@ class DiskFull : public ::testing::Test {
     EXPECT_EQ(*ledger_->store().recorded_head(), ledger_->head().seq);
     auto state = replay(ledger_->store(), ScanOptions{});
     ASSERT_TRUE(state.ok()) << state.error().message;
-    std::map<std::string, std::string> stored;
-    (*ledger_->view())->scan("", [&](std::string_view k, std::string_view v) {
-      stored.emplace(std::string(k), std::string(v));
-      return true;
-    });
-    EXPECT_EQ(stored, all_rows(*state));
+    EXPECT_EQ(test::view_rows(**ledger_->view()), all_rows(*state));
   }
 
   fs::path dir_;

@@ -22,63 +22,16 @@
 #include "projections/queries.h"
 #include "projections/replay.h"
 #include "projections/rows.h"
+#include "projections/support.h"
 
 namespace sl {
 namespace {
 
-std::string describe(const Error& e) { return std::to_string(e.http) + " " + e.code + ": " + e.message; }
-
-std::string fresh_dir(const std::string& name) {
-  static std::atomic<int> counter{0};
-  std::string dir = testing::TempDir() + "shareledger_" + name + "_" + std::to_string(::getpid()) + "_" +
-                    std::to_string(counter++);
-  std::filesystem::remove_all(dir);
-  return dir;
-}
-
-// Every key/value of one column family, in key order.
-std::map<std::string, std::string> scan_family(const Store& store, rocksdb::ColumnFamilyHandle* cf) {
-  std::map<std::string, std::string> out;
-  rocksdb::ReadOptions whole_family;
-  whole_family.total_order_seek = true;
-  std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(whole_family, cf));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) out.emplace(it->key().ToString(), it->value().ToString());
-  EXPECT_TRUE(it->status().ok()) << it->status().ToString();
-  return out;
-}
-
-// Projection rows held in memory (from all_rows), behind the RowView interface,
-// so the query code can run over a replayed State.
-class MapRows final : public RowView {
- public:
-  MapRows(std::map<std::string, std::string> rows, std::uint64_t seq) : rows_(std::move(rows)), seq_(seq) {}
-  std::optional<std::string> get(std::string_view key) const override {
-    auto it = rows_.find(std::string(key));
-    if (it == rows_.end()) return std::nullopt;
-    return it->second;
-  }
-  void scan(std::string_view prefix,
-            const std::function<bool(std::string_view, std::string_view)>& fn) const override {
-    for (auto it = rows_.lower_bound(std::string(prefix)); it != rows_.end() && it->first.starts_with(prefix); ++it) {
-      if (!fn(it->first, it->second)) return;
-    }
-  }
-  std::uint64_t seq() const override { return seq_; }
-
- private:
-  std::map<std::string, std::string> rows_;
-  std::uint64_t seq_;
-};
-
-// Every row a view holds.
-std::map<std::string, std::string> view_rows(const RowView& view) {
-  std::map<std::string, std::string> out;
-  view.scan("", [&](std::string_view k, std::string_view v) {
-    out.emplace(std::string(k), std::string(v));
-    return true;
-  });
-  return out;
-}
+using test::describe;
+using test::fresh_dir;
+using test::MapRows;
+using test::scan_family;
+using test::view_rows;
 
 // Ids in the SPEC §1.1 forms, from a fixed-seed generator.
 class Ids {
@@ -426,7 +379,7 @@ TEST_F(LedgerTest, AsOfReadsEqualAReplayToThatSeq) {
   build_history();
   const std::uint64_t head = ledger_->head().seq;
   // Every seq of the history: the whole as-of row set equals a replay's rows.
-  std::map<std::uint64_t, std::map<std::string, std::string>> replayed;
+  std::map<std::uint64_t, Rows> replayed;
   auto state = replay(ledger_->store(), ScanOptions{}, [&](const State& s, const Event& e) {
     if (e.seq >= start) replayed[e.seq] = all_rows(s);
   });

@@ -45,6 +45,7 @@
 #include "projections/queries.h"
 #include "projections/replay.h"
 #include "projections/rows.h"
+#include "projections/support.h"
 
 namespace sl {
 namespace {
@@ -72,7 +73,7 @@ std::string scratch_root() {
   return testing::TempDir();
 }
 
-std::string describe(const Error& e) { return std::to_string(e.http) + " " + e.code + ": " + e.message; }
+using test::describe;
 
 // ---- describing commands in failure messages -------------------------------
 
@@ -1497,13 +1498,6 @@ class ModelRun {
   std::uint64_t pairs_checked_ = 0, recipients_checked_ = 0, instances_checked_ = 0, overlapping_grants_ = 0;
 };
 
-std::map<std::string, std::string> proj_family(const Store& store) {
-  std::map<std::string, std::string> out;
-  std::unique_ptr<rocksdb::Iterator> it(store.db()->NewIterator(rocksdb::ReadOptions(), store.proj()));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) out.emplace(it->key().ToString(), it->value().ToString());
-  return out;
-}
-
 TEST(ModelTest, RandomCommandsAgreeWithAReferenceModel) {
   const std::uint64_t seed = env_number("SHARELEDGER_SEED", kDefaultSeed);
   const int steps = static_cast<int>(env_number("SHARELEDGER_MODEL_STEPS", kDefaultSteps));
@@ -1548,7 +1542,7 @@ TEST(ModelTest, RandomCommandsAgreeWithAReferenceModel) {
     ASSERT_TRUE(state.ok()) << describe(state.error());
     EXPECT_EQ(state->head_seq, (*ledger)->head().seq);
     auto replayed = all_rows(*state);
-    auto stored = proj_family((*ledger)->store());
+    auto stored = test::scan_family((*ledger)->store(), (*ledger)->store().proj());
     EXPECT_EQ(replayed.size(), stored.size());
     EXPECT_TRUE(replayed == stored) << "the proj family differs from a replay";
     std::cout << "events " << (*ledger)->head().seq << ", rows " << stored.size() << ", "
