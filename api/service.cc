@@ -1,12 +1,11 @@
 #include "api/service.h"
 
-#include <openssl/crypto.h>
-
 #include <boost/beast/http.hpp>
 #include <sstream>
 
 #include "api/console_assets.h"
 #include "api/ids.h"
+#include "api/signature.h"
 #include "events/time_format.h"
 
 namespace sl::api {
@@ -16,10 +15,6 @@ std::string lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
-}
-
-bool constant_time_equal(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 constexpr double kBucketMillis[] = {0.5, 1, 2, 5, 10, 50, 250};

@@ -63,11 +63,6 @@ const unsigned char* bytes(std::string_view s) {
   return s.empty() ? kEmpty : reinterpret_cast<const unsigned char*>(s.data());
 }
 
-bool constant_time_equal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;  // lengths are public (hex/base64 of fixed-size MACs)
-  return CRYPTO_memcmp(bytes(a), bytes(b), a.size()) == 0;
-}
-
 std::string format_timestamp(TimePoint t) {
   using namespace std::chrono;
   const auto secs = floor<seconds>(t);
@@ -252,6 +247,11 @@ Result<AuthInfo> identify_v1(const Params& params) {
 }
 
 }  // namespace
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;  // lengths are public (hex/base64 of fixed-size MACs)
+  return CRYPTO_memcmp(bytes(a), bytes(b), a.size()) == 0;
+}
 
 // ---- building blocks -------------------------------------------------------
 

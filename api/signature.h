@@ -84,6 +84,9 @@ std::string hmac_sha256_hex(std::string_view key, std::string_view data);
 // Standard (padded) base64 of HMAC-SHA1(key, data).
 std::string hmac_sha1_base64(std::string_view key, std::string_view data);
 
+// a == b in a time that depends on their lengths only: for secrets and MACs.
+bool constant_time_equal(std::string_view a, std::string_view b);
+
 // ---------------------------------------------------------------------------
 // The request, as the HTTP layer received it.
 

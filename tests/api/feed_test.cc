@@ -50,7 +50,7 @@ namespace websocket = beast::websocket;
 using tcp = net::ip::tcp;
 using Json = nlohmann::json;
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 constexpr auto kHeartbeat = 200ms;
 constexpr auto kReadTimeout = 5s;  // one frame; far above any expected delivery time
@@ -367,7 +367,7 @@ class FeedClient {
 
   // One frame into *out. would_block: none within `timeout` (the read stays
   // pending); websocket::error::closed: the server closed the websocket.
-  beast::error_code Read(std::string& out, Clock::duration timeout = kReadTimeout) {
+  beast::error_code Read(std::string& out, SteadyClock::duration timeout = kReadTimeout) {
     if (!reading_) {
       reading_ = true;
       read_done_ = false;
@@ -377,7 +377,7 @@ class FeedClient {
       });
     }
     ioc_.restart();
-    const auto deadline = Clock::now() + timeout;
+    const auto deadline = SteadyClock::now() + timeout;
     while (!read_done_ && ioc_.run_one_until(deadline)) {
     }
     if (!read_done_) return net::error::would_block;
@@ -404,7 +404,7 @@ class FeedClient {
 
  private:
   template <class Start>
-  beast::error_code Await(Start start, Clock::duration timeout = kReadTimeout) {
+  beast::error_code Await(Start start, SteadyClock::duration timeout = kReadTimeout) {
     return testing::RunUntilDone(ioc_, start, timeout);
   }
 
@@ -478,7 +478,7 @@ struct Received {
 // would_block) or the connection ends (ec set).
 template <class Done>
 void ReadUntil(FeedClient& client, Received& got, Done done, bool keep_events = false,
-               Clock::duration timeout = kReadTimeout) {
+               SteadyClock::duration timeout = kReadTimeout) {
   std::string frame;
   while (!done(got)) {
     if (auto ec = client.Read(frame, timeout)) {
@@ -517,10 +517,10 @@ std::int64_t Metric(unsigned short port, const std::string& name) {
 
 // Polls `cond` every 20 ms for at most `timeout`; its last answer.
 template <class Cond>
-bool Eventually(Cond cond, Clock::duration timeout = 10s) {
-  const auto start = Clock::now();
+bool Eventually(Cond cond, SteadyClock::duration timeout = 10s) {
+  const auto start = SteadyClock::now();
   while (!cond()) {
-    if (Clock::now() - start > timeout) return false;
+    if (SteadyClock::now() - start > timeout) return false;
     std::this_thread::sleep_for(20ms);
   }
   return true;
@@ -660,7 +660,7 @@ TEST_F(FeedTest, ResumeAtEverySeqYieldsExactlyTheTail) {
     }
   }
 
-  const auto t0 = Clock::now();
+  const auto t0 = SteadyClock::now();
   std::uint64_t frames = 0, full_tails = 0;
   for (std::uint64_t s = 0; s <= end; ++s) {
     const bool check_all = full || whole.count(s) || end - s <= kPrefix;
@@ -687,7 +687,7 @@ TEST_F(FeedTest, ResumeAtEverySeqYieldsExactlyTheTail) {
               "%llu event frames checked, %.1f s\n",
               static_cast<unsigned long long>(end + 1), static_cast<unsigned long long>(end),
               static_cast<unsigned long long>(full_tails), static_cast<unsigned long long>(frames),
-              std::chrono::duration<double>(Clock::now() - t0).count());
+              std::chrono::duration<double>(SteadyClock::now() - t0).count());
 }
 
 // ---- concurrency -------------------------------------------------------------
@@ -726,9 +726,9 @@ TEST_F(FeedTest, SlowSubscriberIsDemotedAndEndsWithTheCompleteSequence) {
   constexpr std::uint64_t kEvents = 100000;
   Toggler toggler(ledger(), 4);
 
-  auto t0 = Clock::now();
+  auto t0 = SteadyClock::now();
   toggler.Append(ledger(), kEvents);
-  const double alone = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double alone = std::chrono::duration<double>(SteadyClock::now() - t0).count();
 
   const std::uint64_t start = head();
   Received got;
@@ -736,13 +736,13 @@ TEST_F(FeedTest, SlowSubscriberIsDemotedAndEndsWithTheCompleteSequence) {
   ASSERT_EQ(got.live, 1) << got.ec.message();
 
   // Stop reading for 10 s while the writers append kEvents.
-  const auto paused = Clock::now();
-  t0 = Clock::now();
+  const auto paused = SteadyClock::now();
+  t0 = SteadyClock::now();
   toggler.Append(ledger(), kEvents);
-  const double with_slow = std::chrono::duration<double>(Clock::now() - t0).count();
+  const double with_slow = std::chrono::duration<double>(SteadyClock::now() - t0).count();
   ASSERT_EQ(toggler.failures(), 0u);
   const std::uint64_t end = head();
-  std::this_thread::sleep_for(10s - (Clock::now() - paused));
+  std::this_thread::sleep_for(10s - (SteadyClock::now() - paused));
 
   ReadUntil(*c, got, [&](const Received& r) { return r.live >= 2 && !r.seqs.empty() && r.seqs.back() >= end; });
   ASSERT_FALSE(got.ec) << got.ec.message();
@@ -772,8 +772,8 @@ TEST_F(FeedTest, CatchingUpWaitsWhileWritersCommitAndCompletesWhenTheyRest) {
   });
   auto c = Subscribe(0);
   Received during;
-  const auto until = Clock::now() + 1500ms;
-  ReadUntil(*c, during, [&](const Received&) { return Clock::now() > until; });
+  const auto until = SteadyClock::now() + 1500ms;
+  ReadUntil(*c, during, [&](const Received&) { return SteadyClock::now() > until; });
   stop = true;
   writer.join();
   EXPECT_FALSE(during.ec) << during.ec.message();
@@ -783,8 +783,8 @@ TEST_F(FeedTest, CatchingUpWaitsWhileWritersCommitAndCompletesWhenTheyRest) {
 
   const std::uint64_t last = head();
   Received after;
-  const auto deadline = Clock::now() + 30s;  // heartbeats would keep a read loop going forever
-  ReadUntil(*c, after, [&](const Received& r) { return r.live >= 1 || Clock::now() > deadline; });
+  const auto deadline = SteadyClock::now() + 30s;  // heartbeats would keep a read loop going forever
+  ReadUntil(*c, after, [&](const Received& r) { return r.live >= 1 || SteadyClock::now() > deadline; });
   EXPECT_EQ(after.live, 1);
   EXPECT_TRUE(after.Contiguous(1, last)) << after.seqs.size() << " events, head " << last << "; " << after.ec.message();
 }
@@ -1069,10 +1069,10 @@ TEST_F(FeedTest, HeartbeatsArriveWhenIdleWithThePositionChecked) {
   toggler.Start(ledger());
   Received got;
   std::vector<std::uint64_t> positions;
-  const auto t0 = Clock::now();
+  const auto t0 = SteadyClock::now();
   // At least 1.5 s and 3 heartbeats: on a loaded machine the feed threads
   // (lowest priority) may send fewer than the period allows.
-  while (Clock::now() - t0 < 1500ms || positions.size() < 3) {
+  while (SteadyClock::now() - t0 < 1500ms || positions.size() < 3) {
     int before = got.heartbeats;
     ReadUntil(*none, got, [&](const Received& r) { return r.heartbeats > before; });
     ASSERT_FALSE(got.ec) << got.ec.message();
@@ -1184,8 +1184,8 @@ TEST_F(FeedTest, EventsCommittedBeforeTheHookIsSetReachAParkedSubscriber) {
   server_->Attach();
 
   // Bounded: heartbeats keep the connection busy, so no single read times out.
-  const auto deadline = Clock::now() + 10s;
-  ReadUntil(*c, got, [&](const Received& r) { return UntilSeq(end)(r) || Clock::now() > deadline; });
+  const auto deadline = SteadyClock::now() + 10s;
+  ReadUntil(*c, got, [&](const Received& r) { return UntilSeq(end)(r) || SteadyClock::now() > deadline; });
   ASSERT_FALSE(got.ec) << got.ec.message();
   ASSERT_TRUE(UntilSeq(end)(got)) << "received " << got.seqs.size() << " of " << end - start;
   EXPECT_TRUE(got.Contiguous(start + 1, end));

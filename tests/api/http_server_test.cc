@@ -30,7 +30,7 @@ namespace net = boost::asio;
 namespace websocket = beast::websocket;
 using tcp = net::ip::tcp;
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 using testing::kClientTimeout;
 using testing::MakeRequest;
 using testing::TestClient;
@@ -160,11 +160,11 @@ TEST_F(HttpServerTest, ResponderMayBeCalledLaterFromAnotherThread) {
     });
   });
   TestClient c(port());
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   ASSERT_FALSE(c.Send(MakeRequest(http::verb::get, "/slow")));
   Response res;
   ASSERT_FALSE(c.Read(res));
-  EXPECT_GE(Clock::now() - start, 140ms);
+  EXPECT_GE(SteadyClock::now() - start, 140ms);
   EXPECT_EQ(res.body(), "late /slow");
   // The connection is still usable.
   ASSERT_FALSE(c.Send(MakeRequest(http::verb::get, "/again")));
@@ -417,9 +417,9 @@ TEST_F(HttpServerTest, StopLetsAnInFlightRequestFinish) {
     std::this_thread::sleep_for(200ms);
     respond(Ok("finished"));
   });
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   server_->stop();
-  const auto took = Clock::now() - start;
+  const auto took = SteadyClock::now() - start;
   late.join();
 
   EXPECT_GE(took, 150ms);
@@ -439,9 +439,9 @@ TEST_F(HttpServerTest, StopClosesIdleConnectionsPromptly) {
   ASSERT_FALSE(c.Send(MakeRequest(http::verb::get, "/")));
   Response res;
   ASSERT_FALSE(c.Read(res));
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   server_->stop();
-  EXPECT_LT(Clock::now() - start, 500ms);
+  EXPECT_LT(SteadyClock::now() - start, 500ms);
   EXPECT_TRUE(c.WaitClosed());
 }
 
@@ -456,10 +456,10 @@ TEST_F(HttpServerTest, StopGivesUpOnStuckHandlersAfterDrainTimeout) {
   ASSERT_FALSE(c2.Send(MakeRequest(http::verb::get, "/stuck2")));
   Responder respond2 = box.Await(2);
   ASSERT_TRUE(respond1 && respond2);
-  const auto start = Clock::now();
+  const auto start = SteadyClock::now();
   server_->stop();
-  EXPECT_GE(Clock::now() - start, 250ms);
-  EXPECT_LT(Clock::now() - start, 1500ms);
+  EXPECT_GE(SteadyClock::now() - start, 250ms);
+  EXPECT_LT(SteadyClock::now() - start, 1500ms);
   EXPECT_TRUE(c1.WaitClosed());
   EXPECT_TRUE(c2.WaitClosed());
   respond1(Ok("too late"));  // after stop: a no-op
