@@ -123,8 +123,8 @@ class Decider {
       return make_error(403, "ImageUseShared", "The image is shared with other accounts; remove all shares first.");
     }
     std::vector<std::string> users;
-    if (auto it = s_.instances_by_image.find(x->id); it != s_.instances_by_image.end()) {
-      for (const auto& [owner, instance_ids] : it->second) users.insert(users.end(), instance_ids.begin(), instance_ids.end());
+    if (const ImageLinks* links = s_.links_of(x->id)) {
+      for (const auto& [owner, instance_ids] : links->users) users.insert(users.end(), instance_ids.begin(), instance_ids.end());
       std::sort(users.begin(), users.end());  // the event lists them in id order, as before
     }
     if (!users.empty() && !c.force) {

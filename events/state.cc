@@ -55,17 +55,21 @@ class Evolver {
     touched(&Dirty::images, d.image_id);
   }
   void operator()(const ImageShared& d) {
-    for (const auto& account : d.accounts) add_grant(d.image_id, account, kAccountSource);
+    ImageLinks& links = s_.links[d.image_id];
+    for (const auto& account : d.accounts) add_grant(links, d.image_id, account, kAccountSource);
   }
   void operator()(const ImageUnshared& d) {
-    for (const auto& account : d.accounts) remove_grant(d.image_id, account, kAccountSource);
+    auto links = s_.links.find(d.image_id);
+    if (links == s_.links.end()) return;
+    for (const auto& account : d.accounts) remove_grant(links->second, d.image_id, account, kAccountSource);
+    drop_if_empty(links);
   }
   void operator()(const ImagePublicityChanged& d) {
     Image& x = s_.images[d.image_id];
     x.is_public = d.is_public;
     x.public_since = d.is_public ? since_ : Since{};
     touched(&Dirty::images, x.id);
-    refresh_blocking(x.id, nullptr);
+    refresh_blocking(x.id);
   }
   void operator()(const ImageDeleted& d) {
     Image& x = s_.images[d.image_id];
@@ -73,7 +77,7 @@ class Evolver {
     x.is_public = false;
     if (x.custom()) --s_.custom_images[{x.owner, x.region}];
     touched(&Dirty::images, x.id);
-    refresh_blocking(x.id, nullptr);
+    refresh_blocking(x.id);
   }
 
   void operator()(const InstanceCreated& d) {
@@ -199,41 +203,50 @@ class Evolver {
     touched(&Dirty::accounts, account_id);
   }
 
-  void add_grant(const std::string& image_id, const std::string& account_id, const std::string& source) {
-    auto& sources = s_.grants[image_id][account_id];
+  // `links` is image_id's (s_.links[image_id]).
+  void add_grant(ImageLinks& links, const std::string& image_id, const std::string& account_id,
+                 const std::string& source) {
+    auto& sources = links.grants[account_id];
     if (!sources.emplace(source, since_).second) return;
     if (source != kAccountSource) s_.share_grants[source].insert({image_id, account_id});
     touched(&Dirty::grants, {image_id, account_id});
-    refresh_blocking(image_id, &account_id);
+    refresh_blocking(links, image_id, &account_id);
   }
 
-  void remove_grant(const std::string& image_id, const std::string& account_id, const std::string& source) {
-    auto image_it = s_.grants.find(image_id);
-    if (image_it == s_.grants.end()) return;
-    auto account_it = image_it->second.find(account_id);
-    if (account_it == image_it->second.end() || account_it->second.erase(source) == 0) return;
+  // `links` is image_id's; the caller drops it once empty (drop_if_empty).
+  void remove_grant(ImageLinks& links, const std::string& image_id, const std::string& account_id,
+                    const std::string& source) {
+    auto account_it = links.grants.find(account_id);
+    if (account_it == links.grants.end() || account_it->second.erase(source) == 0) return;
     // Only share sources are indexed (add_grant): an unshare, the common case, skips the lookup.
     if (auto by_share = source == kAccountSource ? s_.share_grants.end() : s_.share_grants.find(source);
         by_share != s_.share_grants.end()) {
       by_share->second.erase({image_id, account_id});
       if (by_share->second.empty()) s_.share_grants.erase(by_share);
     }
-    if (account_it->second.empty()) image_it->second.erase(account_it);
-    if (image_it->second.empty()) s_.grants.erase(image_it);
+    if (account_it->second.empty()) links.grants.erase(account_it);
     touched(&Dirty::grants, {image_id, account_id});
-    refresh_blocking(image_id, &account_id);
+    refresh_blocking(links, image_id, &account_id);
+  }
+
+  void drop_if_empty(std::unordered_map<std::string, ImageLinks>::iterator it) {
+    if (it->second.grants.empty() && it->second.users.empty()) s_.links.erase(it);
+  }
+
+  void refresh_blocking(const std::string& image_id) {
+    if (auto it = s_.links.find(image_id); it != s_.links.end()) refresh_blocking(it->second, image_id, nullptr);
   }
 
   // Recomputes reinit blocking for the instances running `image_id` (only those
   // of `owner` when given). Deletion blocks permanently; losing every grant
   // blocks until a grant returns or the system disk is replaced.
-  void refresh_blocking(const std::string& image_id, const std::string* owner) {
-    auto users = s_.instances_by_image.find(image_id);
-    if (users == s_.instances_by_image.end()) return;
+  void refresh_blocking(const ImageLinks& links, const std::string& image_id, const std::string* owner) {
+    const auto& users = links.users;
+    if (users.empty()) return;
     // A grant change concerns one owner, who mostly runs nothing from the image:
     // find that out before looking the image up.
-    auto mine = owner ? users->second.find(*owner) : users->second.end();
-    if (owner && mine == users->second.end()) return;
+    auto mine = owner ? users.find(*owner) : users.end();
+    if (owner && mine == users.end()) return;
     const Image* x = s_.image(image_id);
     auto refresh = [&](const std::string& instance_owner, const auto& instance_ids) {
       std::string reason;
@@ -251,7 +264,7 @@ class Evolver {
       }
     };
     if (!owner) {
-      for (const auto& [instance_owner, instance_ids] : users->second) refresh(instance_owner, instance_ids);
+      for (const auto& [instance_owner, instance_ids] : users) refresh(instance_owner, instance_ids);
     } else {
       refresh(mine->first, mine->second);
     }
@@ -259,7 +272,7 @@ class Evolver {
 
   // An instance's link to its current image and system disk.
   void link_image(const Instance& i) {
-    s_.instances_by_image[i.image_id][i.owner].insert(i.id);
+    s_.links[i.image_id].users[i.owner].insert(i.id);
     s_.disks[i.disk_id] = i.id;
     touched(&Dirty::image_instances, {i.image_id, i.id});
     touched(&Dirty::disks, i.disk_id);
@@ -268,13 +281,14 @@ class Evolver {
     touched(&Dirty::image_instances, {i.image_id, i.id});
     touched(&Dirty::disks, i.disk_id);
     s_.disks.erase(i.disk_id);
-    auto users = s_.instances_by_image.find(i.image_id);
-    if (users == s_.instances_by_image.end()) return;
-    auto mine = users->second.find(i.owner);
-    if (mine == users->second.end()) return;
+    auto links = s_.links.find(i.image_id);
+    if (links == s_.links.end()) return;
+    auto& users = links->second.users;
+    auto mine = users.find(i.owner);
+    if (mine == users.end()) return;
     mine->second.erase(i.id);
-    if (mine->second.empty()) users->second.erase(mine);
-    if (users->second.empty()) s_.instances_by_image.erase(users);
+    if (mine->second.empty()) users.erase(mine);
+    drop_if_empty(links);
   }
 
   void place_account(const std::string& account_id, const std::string& folder_id) {
@@ -314,9 +328,13 @@ class Evolver {
       current = it->second;
     }
     for (const auto& [image_id, account] : current) {
-      if (!desired.count({image_id, account})) remove_grant(image_id, account, source);
+      if (desired.count({image_id, account})) continue;
+      if (auto links = s_.links.find(image_id); links != s_.links.end()) {
+        remove_grant(links->second, image_id, account, source);
+        drop_if_empty(links);
+      }
     }
-    for (const auto& [image_id, account] : desired) add_grant(image_id, account, source);
+    for (const auto& [image_id, account] : desired) add_grant(s_.links[image_id], image_id, account, source);
   }
 
   State& s_;
@@ -329,11 +347,13 @@ const Account* State::account(const std::string& id) const { return find_in(acco
 const Image* State::image(const std::string& id) const { return find_in(images, id); }
 const Instance* State::instance(const std::string& id) const { return find_in(instances, id); }
 
+const ImageLinks* State::links_of(const std::string& image_id) const { return find_in(links, image_id); }
+
 const GrantSources* State::grant(const std::string& image_id, const std::string& account_id) const {
-  auto it = grants.find(image_id);
-  if (it == grants.end()) return nullptr;
-  auto g = it->second.find(account_id);
-  return g == it->second.end() ? nullptr : &g->second;
+  const ImageLinks* l = links_of(image_id);
+  if (!l) return nullptr;
+  auto g = l->grants.find(account_id);
+  return g == l->grants.end() ? nullptr : &g->second;
 }
 
 std::string State::directory_of(const std::string& account_id) const {
@@ -370,7 +390,7 @@ bool State::can_use(const std::string& account_id, const Image& x) const {
 }
 
 bool State::has_live_grant(const Image& x) const {
-  if (x.is_public || grants.count(x.id)) return true;
+  if (const ImageLinks* l = links_of(x.id); x.is_public || (l && !l->grants.empty())) return true;
   for (const auto& [id, rs] : shares) {
     if (!rs.deleted && rs.resources.count(x.id)) return true;
   }
@@ -380,9 +400,9 @@ bool State::has_live_grant(const Image& x) const {
 State::Recipients State::recipients(const std::string& image_id) const {
   Recipients r;
   if (const Image* x = image(image_id); x && x->is_public) r.is_public = 1;
-  auto it = grants.find(image_id);
-  if (it == grants.end()) return r;
-  for (const auto& [account, sources] : it->second) {
+  const ImageLinks* l = links_of(image_id);
+  if (!l) return r;
+  for (const auto& [account, sources] : l->grants) {
     if (sources.count(kAccountSource)) ++r.direct;
     if (sources.size() > sources.count(kAccountSource)) ++r.via_directory;
     ++r.effective;

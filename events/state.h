@@ -82,6 +82,16 @@ struct ResourceShare {
 // source -> since. Sources: "account", "resource-share:<rs-id>". Public is a flag on the image.
 using GrantSources = boost::container::flat_map<std::string, Since>;
 
+// What hangs off one image id: its grants and the instances running it. Grant
+// changes, the reinit refresh that follows each and the image's deletion all
+// find both with one lookup.
+struct ImageLinks {
+  boost::container::flat_map<std::string, GrantSources> grants;  // account -> sources
+  // owner -> instances running the image: a grant change concerns one owner's
+  // instances only, and an image may run on many accounts' instances.
+  boost::container::flat_map<std::string, boost::container::flat_set<std::string>> users;
+};
+
 // What one event changed, by entity; projections map entities to rows.
 struct Dirty {
   std::set<std::string> accounts, images, instances, directories, folders, shares, handshakes;
@@ -98,10 +108,7 @@ struct State {
   std::unordered_map<std::string, Image> images;
   std::unordered_map<std::string, Instance> instances;
   std::unordered_map<std::string, std::string> disks;  // disk id -> instance id
-  // image id -> owner -> instances running it: a grant change concerns one
-  // owner's instances only, and an image may run on many accounts' instances.
-  std::unordered_map<std::string, boost::container::flat_map<std::string, boost::container::flat_set<std::string>>> instances_by_image;
-  std::unordered_map<std::string, boost::container::flat_map<std::string, GrantSources>> grants;  // image -> account -> sources
+  std::unordered_map<std::string, ImageLinks> links;  // image id -> links; absent when both are empty
   // "resource-share:<id>" -> the (image, account) grants it gives: what a
   // share's refresh compares against, without a walk over every grant.
   std::unordered_map<std::string, std::set<std::pair<std::string, std::string>>> share_grants;
@@ -126,6 +133,7 @@ struct State {
   const Image* image(const std::string& id) const;
   const Instance* instance(const std::string& id) const;
   const GrantSources* grant(const std::string& image_id, const std::string& account_id) const;
+  const ImageLinks* links_of(const std::string& image_id) const;
 
   // The directory an account belongs to (as manager or member), or "".
   std::string directory_of(const std::string& account_id) const;

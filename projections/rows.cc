@@ -271,8 +271,8 @@ Rows all_rows(const State& s) {
   };
   for (const auto& [id, a] : s.accounts) emit_account(s, id, sink);
   for (const auto& [id, x] : s.images) emit_image(s, id, sink);
-  for (const auto& [image_id, by_account] : s.grants) {
-    for (const auto& [account_id, sources] : by_account) emit_grant(s, image_id, account_id, sink);
+  for (const auto& [image_id, links] : s.links) {
+    for (const auto& [account_id, sources] : links.grants) emit_grant(s, image_id, account_id, sink);
   }
   for (const auto& [id, i] : s.instances) {
     emit_instance(s, id, sink);

@@ -174,9 +174,9 @@ class HistoryWriter {
 
   std::vector<std::string> account_recipients(const std::string& image) {
     std::vector<std::string> out;
-    auto it = model_.grants.find(image);
-    if (it == model_.grants.end()) return out;
-    for (const auto& [account, sources] : it->second) {
+    const ImageLinks* links = model_.links_of(image);
+    if (!links) return out;
+    for (const auto& [account, sources] : links->grants) {
       if (sources.count("account")) out.push_back(account);
     }
     return out;
@@ -511,9 +511,9 @@ std::vector<std::string> compare_at(const Ledger& ledger, const State& state, st
     std::string image = any(images), account = any(accounts), instance = any(instances);
     // Half the time ask about an account that holds a grant on the image then.
     if (n % 2 == 0) {
-      if (auto it = state.grants.find(image); it != state.grants.end() && !it->second.empty()) {
-        auto g = it->second.begin();
-        std::advance(g, static_cast<long>(rng() % it->second.size()));
+      if (const ImageLinks* links = state.links_of(image); links && !links->grants.empty()) {
+        auto g = links->grants.begin();
+        std::advance(g, static_cast<long>(rng() % links->grants.size()));
         account = g->first;
       }
     }
