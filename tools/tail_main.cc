@@ -22,9 +22,14 @@ struct Options {
   bool quiet_status = false;
 };
 
+enum class Outcome { kDone, kReconnect, kRefused };
+
+// Whether the server may answer a new subscription differently later. Auth and
+// subscription errors would repeat forever: they end the program.
+bool retryable(const std::string& code) { return code == "ServiceUnavailable" || code == "InternalError"; }
+
 // One connection: subscribe after `last`, print events until the stream ends.
-// Returns false when max_events was reached (stop), true to reconnect.
-bool follow(const Options& o, long long& last, long long& printed) {
+Outcome follow(const Options& o, long long& last, long long& printed) {
   net::io_context io;
   net::ip::tcp::resolver resolver(io);
   websocket::stream<beast::tcp_stream> ws(io);
@@ -45,12 +50,13 @@ bool follow(const Options& o, long long& last, long long& printed) {
     if (kind == "event") {
       last = msg["event"]["seq"].get<long long>();
       std::cout << msg["event"].dump() << "\n" << std::flush;
-      if (o.max_events && ++printed >= o.max_events) return false;
+      if (o.max_events && ++printed >= o.max_events) return Outcome::kDone;
     } else if (kind == "heartbeat") {
       last = std::max(last, msg["position"].get<long long>());  // safe resume point
     } else if (kind == "error") {
-      std::cerr << "level=error code=" << msg["code"] << " message=" << msg["message"] << "\n";
-      return false;
+      const std::string code = msg.value("code", "");
+      std::cerr << "level=error code=" << code << " message=" << msg["message"] << "\n";
+      return retryable(code) ? Outcome::kReconnect : Outcome::kRefused;
     } else if (!o.quiet_status) {
       std::cerr << "level=info " << msg.dump() << "\n";
     }
@@ -58,7 +64,8 @@ bool follow(const Options& o, long long& last, long long& printed) {
 }
 
 int main(int argc, char** argv) {
-  CLI::App app{"shareledger-tail: print the change feed, resuming after disconnects"};
+  CLI::App app{"shareledger-tail: print the change feed, resuming after disconnects "
+               "(exit 0 after --max-events, 1 when the server refuses the subscription)"};
   Options o;
   app.add_option("--host", o.host, "Server host")->capture_default_str();
   app.add_option("--port", o.port, "Server port")->capture_default_str();
@@ -73,10 +80,17 @@ int main(int argc, char** argv) {
   long long last = o.after_seq, printed = 0;
   for (;;) {
     try {
-      if (!follow(o, last, printed)) return 0;
+      switch (follow(o, last, printed)) {
+        case Outcome::kDone:
+          return 0;
+        case Outcome::kRefused:
+          return 1;
+        case Outcome::kReconnect:
+          break;
+      }
     } catch (const std::exception& e) {
       std::cerr << "level=warn msg=\"disconnected\" error=\"" << e.what() << "\" resume_after=" << last << "\n";
-      std::this_thread::sleep_for(std::chrono::seconds(1));
     }
+    std::this_thread::sleep_for(std::chrono::seconds(1));
   }
 }
