@@ -6,7 +6,6 @@
 #include <exception>
 #include <limits>
 #include <new>
-#include <random>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -22,6 +21,8 @@
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
+
+#include "api/ids.h"
 
 namespace sl::api {
 
@@ -41,19 +42,6 @@ constexpr std::size_t kMaxFieldBytes = 0xFFFF;
 constexpr auto kLingerTime = std::chrono::seconds(1);
 constexpr std::size_t kLingerMaxBytes = 8 << 20;
 constexpr std::size_t kLingerChunkBytes = 64 * 1024;
-
-// "8-4-4-4-12" upper-case hex, random (v4 layout), like ECS RequestIds.
-std::string new_request_id() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  const std::uint64_t hi = (rng() & ~0xF000ULL) | 0x4000ULL;
-  const std::uint64_t lo = (rng() & ~(0x3ULL << 62)) | (0x2ULL << 62);
-  char buf[37];
-  std::snprintf(buf, sizeof buf, "%08X-%04X-%04X-%04X-%012llX",
-                static_cast<unsigned>(hi >> 32), static_cast<unsigned>((hi >> 16) & 0xFFFF),
-                static_cast<unsigned>(hi & 0xFFFF), static_cast<unsigned>(lo >> 48),
-                static_cast<unsigned long long>(lo & 0xFFFFFFFFFFFFULL));
-  return buf;
-}
 
 void append_json_string(std::string& out, std::string_view s) {
   out += '"';
