@@ -263,8 +263,8 @@ void stage_dirty_rows(const State& s, LogBatch& batch) {
 }
 
 Rows all_rows(const State& s) {
-  // Appended, then sorted once: a std::map paid a node and a string-compare
-  // descent per row (~2 us per row at 1 M events, most of a replay's diff).
+  // Appended, then sorted once: a std::map paid a node allocation and a
+  // descent of string compares per row.
   Rows rows;
   Sink sink = [&](const std::string& key, const std::optional<std::string>& value) {
     if (value) rows.emplace_back(key, *value);
