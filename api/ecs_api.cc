@@ -35,6 +35,11 @@ struct Route {
     out = std::move(*r);
     return true;
   }
+  // PageNumber (default 1) and PageSize (default 10, at most 100) of a Describe* call.
+  bool take_page(long long& number, long long& size) {
+    return take(bounded_int(p(), "PageNumber", 1, 1, 1 << 30), number) &&
+           take(bounded_int(p(), "PageSize", 10, 1, 100), size);
+  }
   bool known_region(const std::string& region) {
     const auto& regions = svc.ledger().limits().regions;
     if (std::find(regions.begin(), regions.end(), region) != regions.end()) return true;
@@ -151,9 +156,7 @@ Json ecs_image(const RowView& rows, const Json& image, const std::string& caller
 void describe_images(Route r) {
   std::string region;
   long long number = 0, size = 0;
-  if (!r.take(required(r.p(), "RegionId"), region) || !r.known_region(region) ||
-      !r.take(bounded_int(r.p(), "PageNumber", 1, 1, 1 << 30), number) ||
-      !r.take(bounded_int(r.p(), "PageSize", 10, 1, 100), size)) {
+  if (!r.take(required(r.p(), "RegionId"), region) || !r.known_region(region) || !r.take_page(number, size)) {
     return;
   }
   std::string alias = optional(r.p(), "ImageOwnerAlias");
@@ -183,8 +186,7 @@ void describe_share_permission(Route r) {
   std::string region, image_id;
   long long number = 0, size = 0;
   if (!r.take(required(r.p(), "RegionId"), region) || !r.take(required(r.p(), "ImageId"), image_id) ||
-      !r.take(bounded_int(r.p(), "PageNumber", 1, 1, 1 << 30), number) ||
-      !r.take(bounded_int(r.p(), "PageSize", 10, 1, 100), size)) {
+      !r.take_page(number, size)) {
     return;
   }
   auto rows = r.rows();
@@ -252,9 +254,7 @@ std::vector<Json> owned_instances(const RowView& rows, const std::string& caller
 void describe_instances(Route r) {
   std::string region;
   long long number = 0, size = 0;
-  if (!r.take(required(r.p(), "RegionId"), region) || !r.known_region(region) ||
-      !r.take(bounded_int(r.p(), "PageNumber", 1, 1, 1 << 30), number) ||
-      !r.take(bounded_int(r.p(), "PageSize", 10, 1, 100), size)) {
+  if (!r.take(required(r.p(), "RegionId"), region) || !r.known_region(region) || !r.take_page(number, size)) {
     return;
   }
   auto rows = r.rows();
@@ -272,9 +272,7 @@ void describe_instances(Route r) {
 void describe_disks(Route r) {
   std::string region;
   long long number = 0, size = 0;
-  if (!r.take(required(r.p(), "RegionId"), region) || !r.known_region(region) ||
-      !r.take(bounded_int(r.p(), "PageNumber", 1, 1, 1 << 30), number) ||
-      !r.take(bounded_int(r.p(), "PageSize", 10, 1, 100), size)) {
+  if (!r.take(required(r.p(), "RegionId"), region) || !r.known_region(region) || !r.take_page(number, size)) {
     return;
   }
   std::string type = optional(r.p(), "DiskType", "all");
