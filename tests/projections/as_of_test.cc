@@ -476,12 +476,8 @@ std::vector<std::string> compare_at(const Ledger& ledger, const State& state, st
     });
   }
   std::sort(scanned.begin(), scanned.end());
-  for (auto it = std::adjacent_find(scanned.begin(), scanned.end(),
-                                    [](const auto& a, const auto& b) { return a.first == b.first; });
-       it != scanned.end(); it = std::adjacent_find(it + 1, scanned.end(), [](const auto& a, const auto& b) {
-         return a.first == b.first;
-       })) {
-    note("scan yields " + it->first + " twice");
+  for (std::size_t i = 1; i < scanned.size(); ++i) {
+    if (scanned[i].first == scanned[i - 1].first) note("scan yields " + scanned[i].first + " twice");
   }
   auto want = rows.begin();
   for (const auto& [key, value] : scanned) {
