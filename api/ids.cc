@@ -37,8 +37,11 @@ std::string new_folder_id() { return "fd-" + draw(kLower, 10); }
 std::string new_share_id() { return "rs-" + draw(kLower, 10); }
 std::string new_handshake_id() { return "h-" + draw(kLower, 16); }
 
+// Random, in the version-4 UUID layout (version nibble 4, variant 8-B), as ECS RequestIds are.
 std::string new_request_id() {
   std::string hex = draw("0123456789ABCDEF", 32);
+  hex[12] = '4';
+  hex[16] = draw("89AB", 1)[0];
   return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" + hex.substr(16, 4) + "-" +
          hex.substr(20);
 }

@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <regex>
 #include <string>
+
+#include "api/ids.h"
 
 namespace sl::api {
 namespace {
@@ -181,6 +184,14 @@ TEST(Utf8, RejectsMalformedText) {
   EXPECT_FALSE(is_valid_utf8("\xe4\xb8"));           // truncated
   EXPECT_FALSE(is_valid_utf8("\xbf"));               // lone continuation
   EXPECT_FALSE(is_valid_utf8("\xe4\x41\x41"));       // bad continuation
+}
+
+TEST(IdsTest, RequestIdsAreVersion4UuidsInUpperCaseHex) {
+  const std::regex v4("[0-9A-F]{8}-[0-9A-F]{4}-4[0-9A-F]{3}-[89AB][0-9A-F]{3}-[0-9A-F]{12}");
+  for (int i = 0; i < 200; ++i) {
+    std::string id = new_request_id();
+    EXPECT_TRUE(std::regex_match(id, v4)) << id;
+  }
 }
 
 }  // namespace
