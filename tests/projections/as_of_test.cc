@@ -10,10 +10,8 @@
 //
 // The seed is printed; set SHARELEDGER_SEED to replay a failing run.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>

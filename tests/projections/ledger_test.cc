@@ -6,9 +6,7 @@
 #include "projections/ledger.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <atomic>
 #include <filesystem>
 #include <map>
 #include <random>
