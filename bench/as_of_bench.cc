@@ -108,29 +108,6 @@ std::uint64_t cf_property(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, cons
   return v;
 }
 
-// Flushes every memtable and waits until no compaction is pending or running,
-// so sizes are of SST files and reads go through the levels as they would on
-// a long-running server. --compact also compacts every family fully.
-void settle(const sl::Store& store, bool compact) {
-  rocksdb::DB* db = store.db();
-  std::vector<rocksdb::ColumnFamilyHandle*> cfs = {store.events(), store.proj(), store.hist(), store.idx()};
-  rocksdb::FlushOptions fo;
-  fo.wait = true;
-  db->Flush(fo, cfs);
-  if (compact) {
-    rocksdb::CompactRangeOptions co;
-    for (auto* cf : cfs) db->CompactRange(co, cf, nullptr, nullptr);
-  }
-  for (int waited = 0; waited < 3600 * 10; ++waited) {
-    std::uint64_t pending = 0, running = 0, flushes = 0;
-    db->GetIntProperty("rocksdb.num-running-compactions", &running);
-    db->GetIntProperty("rocksdb.num-running-flushes", &flushes);
-    for (auto* cf : cfs) pending += cf_property(db, cf, "rocksdb.compaction-pending");
-    if (pending == 0 && running == 0 && flushes == 0) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-}
-
 struct Query {
   std::uint64_t seq;
   std::uint32_t image;
@@ -359,7 +336,7 @@ int main(int argc, char** argv) {
       generate(h, size, f);
     }
     auto t_settle = Clock::now();
-    settle(h.ledger->store(), f.compact);
+    sl::bench::settle(h.ledger->store(), f.compact);
     if (!f.json) {
       std::fprintf(stderr, "  settled (flush%s) in %.1f s\n", f.compact ? " + compaction" : "",
                    std::chrono::duration<double>(Clock::now() - t_settle).count());

@@ -58,26 +58,6 @@ struct Flags {
 
 std::string describe(const sl::Error& e) { return std::to_string(e.http) + " " + e.code + ": " + e.message; }
 
-// Flush every memtable and wait for background work, so the closed database
-// reads like a long-running server's.
-void settle(const sl::Store& store) {
-  rocksdb::DB* db = store.db();
-  std::vector<rocksdb::ColumnFamilyHandle*> cfs = {store.events(), store.proj(), store.hist(), store.idx()};
-  rocksdb::FlushOptions fo;
-  fo.wait = true;
-  db->Flush(fo, cfs);
-  for (int waited = 0; waited < 36000; ++waited) {
-    std::uint64_t pending = 0, running = 0, v = 0;
-    db->GetIntProperty("rocksdb.num-running-compactions", &running);
-    for (auto* cf : cfs) {
-      db->GetIntProperty(cf, "rocksdb.compaction-pending", &v);
-      pending += v;
-    }
-    if (pending == 0 && running == 0) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-}
-
 // Times fn() once; `events` is what it processed.
 template <class Fn>
 CaseResult timed(const std::string& name, Fn fn) {
@@ -149,7 +129,7 @@ int main(int argc, char** argv) {
                    static_cast<unsigned long long>(w.errors), w.first_error.c_str());
       return 2;
     }
-    settle((*opened)->store());
+    sl::bench::settle((*opened)->store());
     char text[160];
     std::snprintf(text, sizeof text, "%llu events in %.1f s (%.0f events/s), %zu accounts, %zu images",
                   static_cast<unsigned long long>((*opened)->head().seq), w.seconds,

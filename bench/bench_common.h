@@ -9,9 +9,11 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <rocksdb/db.h>
 #include <rocksdb/version.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -22,6 +24,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "storage/store.h"
 
 #ifndef SL_BUILD_TYPE
 #define SL_BUILD_TYPE "unknown"
@@ -219,6 +223,30 @@ inline void print_case(const CaseResult& r, bool json) {
   if (!r.note.empty()) std::printf("  (%s)", r.note.c_str());
   std::printf("\n");
   std::fflush(stdout);
+}
+
+// Flushes every memtable and waits until no flush or compaction has run for a
+// second, so sizes are of SST files and reads go through the sorted runs as
+// they would on a long-running server. `compact`: also compacts every family
+// fully first. Not "compaction-pending": hist's universal compaction keeps it
+// at 1 while it holds two runs it will not merge.
+inline void settle(const sl::Store& store, bool compact = false) {
+  rocksdb::DB* db = store.db();
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs = {store.events(), store.proj(), store.hist(), store.idx()};
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  db->Flush(fo, cfs);
+  if (compact) {
+    rocksdb::CompactRangeOptions co;
+    for (auto* cf : cfs) db->CompactRange(co, cf, nullptr, nullptr);
+  }
+  for (int quiet = 0, waited = 0; quiet < 10 && waited < 3600 * 10; ++waited) {
+    std::uint64_t running = 0, flushes = 0;
+    db->GetIntProperty("rocksdb.num-running-compactions", &running);
+    db->GetIntProperty("rocksdb.num-running-flushes", &flushes);
+    quiet = running + flushes == 0 ? quiet + 1 : 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 }
 
 }  // namespace sl::bench

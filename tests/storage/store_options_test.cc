@@ -1,6 +1,7 @@
 // StoreOptions reach RocksDB: the block cache is the size asked for
 // (`shareledger serve --block-cache-mb`), 1 GiB by default; a whole-log scan
-// can leave that cache alone; and the WAL stays under its cap.
+// can leave that cache alone; the WAL stays under its cap; and the hist
+// family stays in few sorted runs.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <thread>
 #include <rocksdb/write_batch.h>
 
+#include "events/codec.h"
 #include "storage/store.h"
 
 namespace sl {
@@ -119,6 +121,75 @@ TEST(StoreOptionsTest, TheWalStaysUnderItsCap) {
     }
     EXPECT_LT(wal, std::uint64_t{3} << 20) << "8 MiB committed; the WAL should shrink back near its 1 MiB cap";
   }
+  std::filesystem::remove_all(dir);
+}
+
+// The hist family's sorted runs, newest first: each L0 file, then each
+// non-empty level. An as-of read seeks once in each run whose filter holds its row.
+std::vector<std::uint64_t> HistRuns(const Store& store) {
+  rocksdb::ColumnFamilyMetaData meta;
+  store.db()->GetColumnFamilyMetaData(store.hist(), &meta);
+  std::vector<std::uint64_t> runs;
+  for (const auto& level : meta.levels) {
+    if (level.level == 0) {
+      for (const auto& file : level.files) runs.push_back(file.size);
+    } else if (level.size > 0) {
+      runs.push_back(level.size);
+    }
+  }
+  return runs;
+}
+
+// Waits until no flush or compaction runs, seen 5 times in a row (a
+// compaction starts a moment after the flush that calls for it). Universal
+// compaction's "compaction-pending" stays 1 with two runs that it will not merge.
+void Settle(const Store& store) {
+  for (int quiet = 0, waited = 0; quiet < 5 && waited < 3000; ++waited) {
+    std::uint64_t compactions = 0, flushes = 0;
+    store.db()->GetIntProperty("rocksdb.num-running-compactions", &compactions);
+    store.db()->GetIntProperty("rocksdb.num-running-flushes", &flushes);
+    quiet = compactions + flushes == 0 ? quiet + 1 : 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+// However the history grows, hist stays one large sorted run plus at most one
+// smaller one, and everything is merged into one run once the newer data passes
+// a tenth of it. Leveled compaction (RocksDB's default) keeps up to 4 L0 files
+// above its levels; without the size bound the newer runs would never be merged
+// into the oldest.
+TEST(StoreOptionsTest, HistKeepsOneLargeSortedRunAndAtMostOneSmallOne) {
+  const std::string dir = testing::TempDir() + "shareledger_store_hist_" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  auto store = Store::open(dir, OpenMode::kReadWrite, StoreOptions{});
+  ASSERT_TRUE(store) << store.error().message;
+  // Small levels, so that leveled compaction would spread this 3 MB history
+  // over several levels as it does a long one (universal ignores the setting).
+  ASSERT_TRUE((*store)->db()->SetOptions((*store)->hist(), {{"max_bytes_for_level_base", "262144"},
+                                                           {"target_file_size_base", "65536"}}).ok());
+  std::uint64_t seq = 0;
+  auto append_and_flush = [&](int versions) {
+    rocksdb::WriteBatch batch;
+    for (int i = 0; i < versions; ++i, ++seq) {
+      const std::string row = "grant/img-" + std::to_string(seq * 7919 % 5000) + "/" + std::to_string(seq % 50);
+      ASSERT_TRUE(batch.Put((*store)->hist(), hist_key(row, seq), "P" + sha256_hex(be64(seq))).ok());
+    }
+    ASSERT_TRUE((*store)->write(batch, false));
+    ASSERT_TRUE((*store)->db()->Flush(rocksdb::FlushOptions(), (*store)->hist()).ok());
+    Settle(**store);
+  };
+  append_and_flush(40000);
+  ASSERT_EQ(HistRuns(**store).size(), 1u);
+  const std::uint64_t first = HistRuns(**store).back();
+  bool merged = false;
+  for (int flush = 1; flush <= 12; ++flush) {  // 12 x 2.5 % of the first run
+    append_and_flush(1000);
+    const std::vector<std::uint64_t> runs = HistRuns(**store);
+    EXPECT_LE(runs.size(), 2u) << "after small flush " << flush;
+    merged = merged || (runs.size() == 1 && runs.back() > first);
+  }
+  EXPECT_TRUE(merged) << "30 % more history and never merged into the oldest run";
+  store->reset();
   std::filesystem::remove_all(dir);
 }
 
