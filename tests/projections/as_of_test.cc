@@ -49,10 +49,7 @@ using test::describe;
 using test::fresh_dir;
 using test::MapRows;
 
-std::uint64_t seed_from_env() {
-  if (const char* s = std::getenv("SHARELEDGER_SEED"); s && *s) return std::strtoull(s, nullptr, 10);
-  return static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) % 1000000007ull;
-}
+constexpr std::uint64_t kOracleSeed = 20261202;
 
 // A query answer as one comparable string.
 std::string show(const Result<Json>& r) { return r.ok() ? r->dump() : "error " + describe(r.error()); }
@@ -398,7 +395,7 @@ class HistoryWriter {
 class AsOfTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    seed_ = seed_from_env();
+    seed_ = test::env_number("SHARELEDGER_SEED", kOracleSeed);
     std::cout << "seed=" << seed_ << " (set SHARELEDGER_SEED to reproduce)" << std::endl;
     dir_ = new std::string(fresh_dir("as_of"));
     auto opened = Ledger::open(*dir_);

@@ -315,8 +315,7 @@ void verify_after_crash(const std::string& dir, const std::map<std::uint64_t, Ac
 }
 
 TEST(CrashTest, SigkillNeverLosesAnAcknowledgedWrite) {
-  const char* env_seed = std::getenv("SHARELEDGER_SEED");
-  const std::uint64_t seed = env_seed && *env_seed ? std::stoull(env_seed) : kDefaultSeed;
+  const std::uint64_t seed = test::env_number("SHARELEDGER_SEED", kDefaultSeed);
   std::cout << "seed=" << seed << " (set SHARELEDGER_SEED to replay another run)" << std::endl;
   std::mt19937_64 rng(seed);
   const std::string dir = testing::TempDir() + "shareledger_crash_" + std::to_string(::getpid());

@@ -60,11 +60,6 @@ constexpr std::size_t kMaxDirectories = 4;
 const std::vector<std::string> kRegions = {"cn-hangzhou", "cn-shanghai", "ap-southeast-1"};
 const std::string kUnknownRegion = "cn-beijing";  // a real region, not configured here
 
-std::uint64_t env_number(const char* name, std::uint64_t fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? std::stoull(v) : fallback;
-}
-
 std::string scratch_root() {
   if (std::getenv("TEST_TMPDIR")) return testing::TempDir();
   std::error_code ec;
@@ -74,6 +69,7 @@ std::string scratch_root() {
 }
 
 using test::describe;
+using test::env_number;
 
 // ---- describing commands in failure messages -------------------------------
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <atomic>
 #include <filesystem>
 #include <functional>
@@ -20,6 +21,13 @@
 #include "storage/store.h"
 
 namespace sl::test {
+
+// An unsigned number from the environment (a seed, a step count), or `fallback`
+// when unset: randomized tests run a fixed seed unless told otherwise.
+inline std::uint64_t env_number(const char* name, std::uint64_t fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::stoull(v) : fallback;
+}
 
 inline std::string describe(const Error& e) { return std::to_string(e.http) + " " + e.code + ": " + e.message; }
 
