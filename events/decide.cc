@@ -407,7 +407,7 @@ class Decider {
 
   bool has_account_grant(const std::string& image_id, const std::string& account_id) const {
     const GrantSources* g = s_.grant(image_id, account_id);
-    return g && g->count("account");
+    return g && g->count(std::string_view("account"));
   }
 
   const Directory* managed_directory(const std::string& caller) const {

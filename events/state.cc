@@ -206,8 +206,8 @@ class Evolver {
   // `links` is image_id's (s_.links[image_id]).
   void add_grant(ImageLinks& links, const std::string& image_id, const std::string& account_id,
                  const std::string& source) {
-    auto& sources = links.grants[account_id];
-    if (!sources.emplace(source, since_).second) return;
+    auto& sources = links.grants.try_emplace(map_key(account_id)).first->second;
+    if (!sources.emplace(map_key(source), since_).second) return;
     if (source != kAccountSource) s_.share_grants[source].insert({image_id, account_id});
     touched(&Dirty::grants, {image_id, account_id});
     refresh_blocking(links, image_id, &account_id);
@@ -216,8 +216,11 @@ class Evolver {
   // `links` is image_id's; the caller drops it once empty (drop_if_empty).
   void remove_grant(ImageLinks& links, const std::string& image_id, const std::string& account_id,
                     const std::string& source) {
-    auto account_it = links.grants.find(account_id);
-    if (account_it == links.grants.end() || account_it->second.erase(source) == 0) return;
+    auto account_it = links.grants.find(std::string_view(account_id));
+    if (account_it == links.grants.end()) return;
+    auto source_it = account_it->second.find(std::string_view(source));
+    if (source_it == account_it->second.end()) return;
+    account_it->second.erase(source_it);
     // Only share sources are indexed (add_grant): an unshare, the common case, skips the lookup.
     if (auto by_share = source == kAccountSource ? s_.share_grants.end() : s_.share_grants.find(source);
         by_share != s_.share_grants.end()) {
@@ -245,10 +248,10 @@ class Evolver {
     if (users.empty()) return;
     // A grant change concerns one owner, who mostly runs nothing from the image:
     // find that out before looking the image up.
-    auto mine = owner ? users.find(*owner) : users.end();
+    auto mine = owner ? users.find(std::string_view(*owner)) : users.end();
     if (owner && mine == users.end()) return;
     const Image* x = s_.image(image_id);
-    auto refresh = [&](const std::string& instance_owner, const auto& instance_ids) {
+    auto refresh = [&](std::string_view instance_owner, const auto& instance_ids) {
       std::string reason;
       if (x && x->deleted()) {
         reason = "image_deleted";
@@ -264,15 +267,15 @@ class Evolver {
       }
     };
     if (!owner) {
-      for (const auto& [instance_owner, instance_ids] : users) refresh(instance_owner, instance_ids);
+      for (const auto& [instance_owner, instance_ids] : users) refresh(as_view(instance_owner), instance_ids);
     } else {
-      refresh(mine->first, mine->second);
+      refresh(as_view(mine->first), mine->second);
     }
   }
 
   // An instance's link to its current image and system disk.
   void link_image(const Instance& i) {
-    s_.links[i.image_id].users[i.owner].insert(i.id);
+    s_.links[i.image_id].users.try_emplace(map_key(i.owner)).first->second.insert(i.id);
     s_.disks[i.disk_id] = i.id;
     touched(&Dirty::image_instances, {i.image_id, i.id});
     touched(&Dirty::disks, i.disk_id);
@@ -284,7 +287,7 @@ class Evolver {
     auto links = s_.links.find(i.image_id);
     if (links == s_.links.end()) return;
     auto& users = links->second.users;
-    auto mine = users.find(i.owner);
+    auto mine = users.find(std::string_view(i.owner));
     if (mine == users.end()) return;
     mine->second.erase(i.id);
     if (mine->second.empty()) users.erase(mine);
@@ -322,7 +325,7 @@ class Evolver {
       // refreshes the whole share at once.
       for (const auto& image_id : rs.resources) {
         const GrantSources* g = s_.grant(image_id, *only_account);
-        if (g && g->count(source)) current.insert({image_id, *only_account});
+        if (g && g->count(std::string_view(source))) current.insert({image_id, *only_account});
       }
     } else if (auto it = s_.share_grants.find(source); it != s_.share_grants.end()) {
       current = it->second;
@@ -349,7 +352,7 @@ const Instance* State::instance(const std::string& id) const { return find_in(in
 
 const ImageLinks* State::links_of(const std::string& image_id) const { return find_in(links, image_id); }
 
-const GrantSources* State::grant(const std::string& image_id, const std::string& account_id) const {
+const GrantSources* State::grant(const std::string& image_id, std::string_view account_id) const {
   const ImageLinks* l = links_of(image_id);
   if (!l) return nullptr;
   auto g = l->grants.find(account_id);
@@ -375,7 +378,7 @@ bool State::folder_within(const std::string& inner, const std::string& outer) co
   return false;
 }
 
-bool State::holds_grant(const std::string& account_id, const Image& x) const {
+bool State::holds_grant(std::string_view account_id, const Image& x) const {
   return x.is_public || grant(x.id, account_id) != nullptr;
 }
 
@@ -403,8 +406,9 @@ State::Recipients State::recipients(const std::string& image_id) const {
   const ImageLinks* l = links_of(image_id);
   if (!l) return r;
   for (const auto& [account, sources] : l->grants) {
-    if (sources.count(kAccountSource)) ++r.direct;
-    if (sources.size() > sources.count(kAccountSource)) ++r.via_directory;
+    const std::size_t by_account = sources.count(std::string_view(kAccountSource));
+    if (by_account) ++r.direct;
+    if (sources.size() > by_account) ++r.via_directory;
     ++r.effective;
   }
   return r;

@@ -142,7 +142,7 @@ void emit_grant(const State& s, const std::string& image_id, const std::string& 
   std::optional<std::string> value;
   if (const GrantSources* g = s.grant(image_id, account_id)) {
     ObjectWriter sources;  // GrantSources is ordered by source: already sorted
-    for (const auto& [source, since] : *g) sources.since(source, since);
+    for (const auto& [source, since] : *g) sources.since(as_view(source), since);
     value = ObjectWriter().str("account_id", account_id).str("image_id", image_id).raw("sources", sources.done()).done();
   }
   sink("grant/" + image_id + "/" + account_id, value);
@@ -272,7 +272,7 @@ Rows all_rows(const State& s) {
   for (const auto& [id, a] : s.accounts) emit_account(s, id, sink);
   for (const auto& [id, x] : s.images) emit_image(s, id, sink);
   for (const auto& [image_id, links] : s.links) {
-    for (const auto& [account_id, sources] : links.grants) emit_grant(s, image_id, account_id, sink);
+    for (const auto& [account_id, sources] : links.grants) emit_grant(s, image_id, std::string(as_view(account_id)), sink);
   }
   for (const auto& [id, i] : s.instances) {
     emit_instance(s, id, sink);

@@ -211,7 +211,7 @@ class Ledger : public testing::Test {
   std::set<std::string> sources(const std::string& image, const std::string& account) const {
     std::set<std::string> out;
     if (const GrantSources* g = state_.grant(image, account)) {
-      for (const auto& [source, since] : *g) out.insert(source);
+      for (const auto& [source, since] : *g) out.emplace(as_view(source));
     }
     return out;
   }

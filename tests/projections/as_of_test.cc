@@ -172,7 +172,7 @@ class HistoryWriter {
     const ImageLinks* links = model_.links_of(image);
     if (!links) return out;
     for (const auto& [account, sources] : links->grants) {
-      if (sources.count("account")) out.push_back(account);
+      if (sources.count(std::string_view("account"))) out.emplace_back(as_view(account));
     }
     return out;
   }
@@ -505,7 +505,7 @@ std::vector<std::string> compare_at(const Ledger& ledger, const State& state, st
       if (const ImageLinks* links = state.links_of(image); links && !links->grants.empty()) {
         auto g = links->grants.begin();
         std::advance(g, static_cast<long>(rng() % links->grants.size()));
-        account = g->first;
+        account = as_view(g->first);
       }
     }
     auto same = [&](const std::string& what, const Result<Json>& got, const Result<Json>& want) {
