@@ -124,17 +124,6 @@ std::string random_chars(std::mt19937_64& rng, std::string_view alphabet, int n)
 constexpr std::string_view kLower = "0123456789abcdefghijklmnopqrstuvwxyz";
 constexpr std::string_view kDigits = "0123456789";
 
-CaseResult finish_case(const std::string& name, RunOutcome& run) {
-  CaseResult r;
-  r.name = name;
-  r.seconds = run.seconds;
-  r.ops = run.micros.size();
-  r.errors = run.errors;
-  r.latency = sl::bench::percentiles(run.micros);
-  r.cpu_us_per_op = r.ops ? run.cpu_seconds * 1e6 / static_cast<double>(r.ops) : 0;
-  return r;
-}
-
 // ---- raw RocksDB baseline ----------------------------------------------------
 
 CaseResult run_raw(const Flags& f, int threads, const std::string& dir) {
@@ -198,7 +187,7 @@ CaseResult run_raw(const Flags& f, int threads, const std::string& dir) {
   const double wal_bytes = static_cast<double>(options.statistics->getTickerCount(rocksdb::WAL_FILE_BYTES));
   for (auto* h : handles) db->DestroyColumnFamilyHandle(h);
   db.reset();
-  CaseResult r = finish_case("rocksdb_raw/sync/t" + std::to_string(threads), run);
+  CaseResult r = sl::bench::case_from_run("rocksdb_raw/sync/t" + std::to_string(threads), run);
   const double ops = static_cast<double>(r.ops);
   const double ops_per_sync = syncs > 0 ? ops / syncs : 0;
   const double cycle_us = syncs > 0 ? run.seconds * 1e6 / syncs : 0;
@@ -307,7 +296,7 @@ CaseResult run_ledger(const Flags& f, int threads, const std::string& dir, doubl
   if (auto bytes = ledger->store().event_bytes(ledger->head().seq); bytes && *bytes) event_bytes = (*bytes)->size();
   ledger.reset();
 
-  CaseResult r = finish_case("append/sync/t" + std::to_string(threads), run);
+  CaseResult r = sl::bench::case_from_run("append/sync/t" + std::to_string(threads), run);
   if (raw_rate > 0) {
     r.ratio = r.rate() / raw_rate;
     r.baseline = "rocksdb_raw";

@@ -192,6 +192,21 @@ struct CaseResult {
   double micros_per_op() const { return ops ? seconds * 1e6 / static_cast<double>(ops) : 0; }
 };
 
+// A case from a run that timed every op: any struct with `seconds`,
+// `cpu_seconds` (whole process), `micros` (one latency per completed op, sorted
+// here) and `errors`.
+template <class Run>
+CaseResult case_from_run(const std::string& name, Run& run) {
+  CaseResult r;
+  r.name = name;
+  r.seconds = run.seconds;
+  r.ops = run.micros.size();
+  r.errors = run.errors;
+  r.latency = percentiles(run.micros);
+  r.cpu_us_per_op = r.ops ? run.cpu_seconds * 1e6 / static_cast<double>(r.ops) : 0;
+  return r;
+}
+
 inline void print_case(const CaseResult& r, bool json) {
   if (json) {
     Json j;

@@ -380,17 +380,6 @@ class Writers {
   std::vector<char> on_;  // each thread's role state (not vector<bool>: threads write their own slot)
 };
 
-CaseResult writer_case(const std::string& name, WriterRun& run) {
-  CaseResult r;
-  r.name = name;
-  r.seconds = run.seconds;
-  r.ops = run.micros.size();
-  r.errors = run.errors;
-  r.latency = sl::bench::percentiles(run.micros);
-  r.cpu_us_per_op = r.ops ? run.cpu_seconds * 1e6 / static_cast<double>(r.ops) : 0;
-  return r;
-}
-
 // The subscribers of one case, on their own client threads.
 class Crowd {
  public:
@@ -599,7 +588,7 @@ int main(int argc, char** argv) {
 
     // Writers alone.
     WriterRun alone = writers.run(f.seconds, rate, nullptr);
-    CaseResult base = writer_case("append/" + tag + "/subs0", alone);
+    CaseResult base = sl::bench::case_from_run("append/" + tag + "/subs0", alone);
     sl::bench::print_case(base, f.json);
 
     // The same writers while every subscriber follows the feed from the head.
@@ -620,7 +609,7 @@ int main(int argc, char** argv) {
     const std::int64_t demotions0 = service.metrics().feed_demotions_total.load();
     WriterRun with = writers.run(f.seconds, rate, &acks);
     const std::uint64_t end_head = ledger->head().seq;
-    CaseResult loaded = writer_case("append/" + tag + "/" + subs_tag, with);
+    CaseResult loaded = sl::bench::case_from_run("append/" + tag + "/" + subs_tag, with);
 
     // Drain: every subscriber reaches the final head (bounded).
     const auto drain_start = Clock::now();
@@ -680,7 +669,7 @@ int main(int argc, char** argv) {
     crowd.close();
     std::this_thread::sleep_for(std::chrono::seconds(1));
     WriterRun again = writers.run(f.seconds, rate, nullptr);
-    CaseResult base2 = writer_case("append/" + tag + "/subs0.after", again);
+    CaseResult base2 = sl::bench::case_from_run("append/" + tag + "/subs0.after", again);
     sl::bench::print_case(base2, f.json);
     const double base_rate = (base.rate() + base2.rate()) / 2;
     loaded.ratio = base_rate > 0 ? loaded.rate() / base_rate : 0;
