@@ -13,35 +13,18 @@
 const { spawn } = require('child_process');
 const crypto = require('crypto');
 const fs = require('fs');
-const http = require('http');
 const os = require('os');
 const path = require('path');
+const { httpRequest, rfc3986 } = require('../support/http');
 
 const BIN = path.resolve(process.env.SHARELEDGER_BIN || path.join(__dirname, '../../build/shareledger'));
 const START_TIMEOUT_MS = 20000;
 const STOP_TIMEOUT_MS = 10000;
 
-function rfc3986(s) {
-  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
-}
-
-function request(port, method, target, headers = {}, body = '') {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path: target, headers, agent: false }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json = null;
-        try { json = JSON.parse(text); } catch { /* NDJSON */ }
-        resolve({ status: res.statusCode, headers: res.headers, text, json,
-          seq: Number(res.headers['x-shareledger-seq'] || 0) });
-      });
-    });
-    req.setTimeout(15000, () => req.destroy(new Error(`${method} ${target}: timeout`)));
-    req.on('error', reject);
-    req.end(body);
-  });
+// A response with the seq header the native API sets, as a number (0 when absent).
+async function request(port, method, target, headers = {}, body = '') {
+  const res = await httpRequest(port, method, target, headers, body);
+  return { ...res, seq: Number(res.headers['x-shareledger-seq'] || 0) };
 }
 
 class Server {

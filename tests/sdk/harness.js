@@ -24,10 +24,10 @@
 const { spawn } = require('child_process');
 const crypto = require('crypto');
 const fs = require('fs');
-const http = require('http');
 const os = require('os');
 const path = require('path');
 const assert = require('assert/strict');
+const { HTTP_TIMEOUT_MS, httpRequest, rfc3986 } = require('../support/http');
 
 const Ecs = require('@alicloud/ecs20140526');
 const OpenApi = require('@alicloud/openapi-core');
@@ -39,7 +39,6 @@ const BIN = process.env.SHARELEDGER_BIN
 
 const START_TIMEOUT_MS = 20000;
 const STOP_TIMEOUT_MS = 10000;
-const HTTP_TIMEOUT_MS = 15000;
 
 const REGION = 'cn-hangzhou';
 const OTHER_REGION = 'cn-shanghai';
@@ -56,28 +55,6 @@ function killAll() {
 process.on('exit', killAll);
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.once(signal, () => { killAll(); process.exit(128 + (signal === 'SIGINT' ? 2 : 15)); });
-}
-
-// ---- plain HTTP -------------------------------------------------------------
-
-function httpRequest(port, method, target, headers, body) {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path: target, headers, agent: false }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json = null;
-        try { json = JSON.parse(text); } catch (_) { /* NDJSON or not JSON */ }
-        resolve({ status: res.statusCode, headers: res.headers, text, json });
-      });
-      res.on('error', reject);
-    });
-    req.setTimeout(HTTP_TIMEOUT_MS, () => req.destroy(new Error(`HTTP ${method} ${target}: timeout`)));
-    req.on('error', reject);
-    if (body) req.write(body);
-    req.end();
-  });
 }
 
 // ---- server lifecycle ---------------------------------------------------------
@@ -268,10 +245,6 @@ function rpc(server, account, mode, extra) {
 // ---- native API signer (ACS3 over the request path) -------------------------------
 
 // RFC 3986: everything but A-Za-z0-9-_.~ is percent-encoded (uppercase hex).
-function rfc3986(s) {
-  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
-}
-
 function canonicalUri(p) {
   return p.replace(/\+/g, '%20').replace(/\*/g, '%2A').replace(/%7E/g, '~');
 }
