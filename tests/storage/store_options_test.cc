@@ -183,8 +183,9 @@ TEST(StoreOptionsTest, HistKeepsOneLargeSortedRunAndAtMostOneSmallOne) {
     ASSERT_TRUE((*store)->db()->Flush(rocksdb::FlushOptions(), (*store)->hist()).ok());
   };
   append_and_flush(40000);
-  ASSERT_EQ(SettledHistRuns(**store).size(), 1u);
-  const std::uint64_t first = HistRuns(**store).back();
+  const std::vector<std::uint64_t> base = SettledHistRuns(**store);
+  ASSERT_EQ(base.size(), 1u);
+  const std::uint64_t first = base.back();
   bool merged = false;
   for (int flush = 1; flush <= 12; ++flush) {  // 12 x 2.5 % of the first run
     append_and_flush(1000);
