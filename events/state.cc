@@ -55,7 +55,7 @@ class Evolver {
     touched(&Dirty::images, d.image_id);
   }
   void operator()(const ImageShared& d) {
-    ImageLinks& links = s_.links[d.image_id];
+    ImageLinks& links = links_entry(d.image_id);
     for (const auto& account : d.accounts) add_grant(links, d.image_id, account, kAccountSource);
   }
   void operator()(const ImageUnshared& d) {
@@ -203,7 +203,7 @@ class Evolver {
     touched(&Dirty::accounts, account_id);
   }
 
-  // `links` is image_id's (s_.links[image_id]).
+  // `links` is image_id's (links_entry(image_id)).
   void add_grant(ImageLinks& links, const std::string& image_id, const std::string& account_id,
                  const std::string& source) {
     auto& sources = links.grants.try_emplace(map_key(account_id)).first->second;
@@ -232,7 +232,10 @@ class Evolver {
     refresh_blocking(links, image_id, &account_id);
   }
 
-  void drop_if_empty(std::unordered_map<std::string, ImageLinks>::iterator it) {
+  // image_id's links, made empty when absent. May move every entry of s_.links.
+  ImageLinks& links_entry(const std::string& image_id) { return s_.links.try_emplace(map_key(image_id)).first->second; }
+
+  void drop_if_empty(KeyMap<ImageLinks>::iterator it) {
     if (it->second.grants.empty() && it->second.users.empty()) s_.links.erase(it);
   }
 
@@ -275,7 +278,7 @@ class Evolver {
 
   // An instance's link to its current image and system disk.
   void link_image(const Instance& i) {
-    s_.links[i.image_id].users.try_emplace(map_key(i.owner)).first->second.insert(i.id);
+    links_entry(i.image_id).users.try_emplace(map_key(i.owner)).first->second.insert(i.id);
     s_.disks[i.disk_id] = i.id;
     touched(&Dirty::image_instances, {i.image_id, i.id});
     touched(&Dirty::disks, i.disk_id);
@@ -337,7 +340,7 @@ class Evolver {
         drop_if_empty(links);
       }
     }
-    for (const auto& [image_id, account] : desired) add_grant(s_.links[image_id], image_id, account, source);
+    for (const auto& [image_id, account] : desired) add_grant(links_entry(image_id), image_id, account, source);
   }
 
   State& s_;

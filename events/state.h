@@ -16,7 +16,9 @@
 
 #include <boost/container/flat_map.hpp>
 #include <boost/container/flat_set.hpp>
+#include <boost/container/small_vector.hpp>
 #include <boost/container/string.hpp>
+#include <boost/unordered/unordered_flat_map.hpp>
 
 #include "events/event.h"
 
@@ -76,31 +78,53 @@ struct ResourceShare {
   std::map<std::string, std::string> association_status;
 };
 
-// The small per-image maps below are flat (sorted vectors): an image has at most
-// ~50 recipients and a grant a source or two, and a tree node per entry cost
-// evolve more than its lookups (docs/PERFORMANCE.md, audit). An insertion or
-// erasure moves their elements: hold no reference into one across a change.
+// The per-image maps below are open-addressing hash tables (boost's
+// unordered_flat_map): an image has up to 50 recipients, and a sorted vector
+// moved ~25 entries on every share and unshare (each a string move) and paid a
+// binary search of string compares per lookup. Their iteration order is
+// unspecified: readers that need an order sort (all_rows, the DeleteImage
+// decision). An insertion may move every entry of the table it goes into: hold
+// no reference into one across an insertion into the same table.
 //
 // Their account keys are boost strings, which hold up to 22 chars in place
-// (std::string: 15): a 16-digit account id then sits in the map's own array,
-// and a binary search reads no other memory, where each comparison used to
-// follow a pointer to the key's own heap copy (the replay's largest count of
-// cache misses). Look them up with a std::string_view (the maps are transparent).
+// (std::string: 15): a 16-digit account id or a 22-char image id then sits in
+// the table's own slot, where a std::string key sends each comparison to its
+// own heap copy (a cache miss). Look them up with a std::string_view.
 using MapKey = boost::container::string;
 inline MapKey map_key(std::string_view s) { return MapKey(s.data(), s.size()); }
 inline std::string_view as_view(const MapKey& k) { return {k.data(), k.size()}; }
 
-// source -> since. Sources: "account", "resource-share:<rs-id>". Public is a flag on the image.
-using GrantSources = boost::container::flat_map<MapKey, Since, std::less<>>;
+// Hash and equality over any of MapKey, std::string and std::string_view.
+struct KeyHash {
+  using is_transparent = void;
+  template <class S>
+  std::size_t operator()(const S& s) const {
+    return std::hash<std::string_view>()(std::string_view(s.data(), s.size()));
+  }
+};
+struct KeyEq {
+  using is_transparent = void;
+  template <class A, class B>
+  bool operator()(const A& a, const B& b) const {
+    return std::string_view(a.data(), a.size()) == std::string_view(b.data(), b.size());
+  }
+};
+template <class V>
+using KeyMap = boost::unordered_flat_map<MapKey, V, KeyHash, KeyEq>;
+
+// source -> since. Sources: "account", "resource-share:<rs-id>". Public is a
+// flag on the image. Sorted by source; one entry (an account grant, nearly
+// every grant) lives in place: a grant costs no allocation of its own.
+using GrantSources = boost::container::small_flat_map<MapKey, Since, 1, std::less<>>;
 
 // What hangs off one image id: its grants and the instances running it. Grant
 // changes, the reinit refresh that follows each and the image's deletion all
 // find both with one lookup.
 struct ImageLinks {
-  boost::container::flat_map<MapKey, GrantSources, std::less<>> grants;  // account -> sources
+  KeyMap<GrantSources> grants;  // account -> sources
   // owner -> instances running the image: a grant change concerns one owner's
   // instances only, and an image may run on many accounts' instances.
-  boost::container::flat_map<MapKey, boost::container::flat_set<std::string>, std::less<>> users;
+  KeyMap<boost::container::flat_set<std::string>> users;
 };
 
 // What one event changed, by entity; projections map entities to rows.
@@ -119,7 +143,7 @@ struct State {
   std::unordered_map<std::string, Image> images;
   std::unordered_map<std::string, Instance> instances;
   std::unordered_map<std::string, std::string> disks;  // disk id -> instance id
-  std::unordered_map<std::string, ImageLinks> links;  // image id -> links; absent when both are empty
+  KeyMap<ImageLinks> links;  // image id -> links; absent when both are empty
   // "resource-share:<id>" -> the (image, account) grants it gives: what a
   // share's refresh compares against, without a walk over every grant.
   std::unordered_map<std::string, std::set<std::pair<std::string, std::string>>> share_grants;
