@@ -195,9 +195,19 @@ rocksdb::Status Store::open_db(OpenMode mode) {
   hist_options.level0_file_num_compaction_trigger = 2;
   hist_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(hist_table));
 
+  // proj holds only current rows, and every change rewrites or deletes one:
+  // an L0 file is mostly versions and tombstones that later files replace.
+  // Merging each flush into L1 at once keeps one sorted run of live rows
+  // (L1 is the bottom level at this size, so the merge drops what it
+  // replaces): a point read meets no stale L0 files, and a whole-family scan
+  // (the audit's replay) no longer steps over ~5 dead entries per live row.
+  rocksdb::ColumnFamilyOptions proj_options = cf_options;
+  proj_options.level0_file_num_compaction_trigger = 1;
+
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const char* name : kCfNames) {
-    descriptors.emplace_back(name, std::string_view(name) == "hist" ? hist_options : cf_options);
+    const std::string_view cf = name;
+    descriptors.emplace_back(name, cf == "hist" ? hist_options : cf == "proj" ? proj_options : cf_options);
   }
 
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
