@@ -78,15 +78,15 @@ struct ResourceShare {
   std::map<std::string, std::string> association_status;
 };
 
-// The per-image maps below are open-addressing hash tables (boost's
-// unordered_flat_map): an image has up to 50 recipients, and a sorted vector
-// moved ~25 entries on every share and unshare (each a string move) and paid a
-// binary search of string compares per lookup. Their iteration order is
-// unspecified: readers that need an order sort (all_rows, the DeleteImage
-// decision). An insertion may move every entry of the table it goes into: hold
-// no reference into one across an insertion into the same table.
+// State::links and an image's grants and users are open-addressing hash tables
+// (KeyMap, boost's unordered_flat_map): an image has up to 50 recipients, and a
+// sorted vector moved ~25 entries on every share and unshare (each a string
+// move) and paid a binary search of string compares per lookup. Their
+// iteration order is unspecified: readers that need an order sort (all_rows,
+// the DeleteImage decision). An insertion may move every entry of the table it
+// goes into: hold no reference into one across an insertion into the same table.
 //
-// Their account keys are boost strings, which hold up to 22 chars in place
+// Their keys are boost strings, which hold up to 22 chars in place
 // (std::string: 15): a 16-digit account id or a 22-char image id then sits in
 // the table's own slot, where a std::string key sends each comparison to its
 // own heap copy (a cache miss). Look them up with a std::string_view.
