@@ -271,7 +271,8 @@ Rows all_rows(const State& s) {
   };
   for (const auto& [id, a] : s.accounts) emit_account(s, id, sink);
   for (const auto& [id, x] : s.images) emit_image(s, id, sink);
-  for (const auto& [image_id, links] : s.links) {
+  for (const auto& [image_key, links] : s.links) {
+    const std::string image_id(as_view(image_key));
     for (const auto& [account_id, sources] : links.grants) emit_grant(s, image_id, std::string(as_view(account_id)), sink);
   }
   for (const auto& [id, i] : s.instances) {
