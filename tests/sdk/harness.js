@@ -244,7 +244,7 @@ function rpc(server, account, mode, extra) {
 
 // ---- native API signer (ACS3 over the request path) -------------------------------
 
-// RFC 3986: everything but A-Za-z0-9-_.~ is percent-encoded (uppercase hex).
+// The canonical URI: the request path with '+' and '*' percent-encoded and '~' left as is (RFC 3986).
 function canonicalUri(p) {
   return p.replace(/\+/g, '%20').replace(/\*/g, '%2A').replace(/%7E/g, '~');
 }
